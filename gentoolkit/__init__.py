@@ -1,0 +1,30 @@
+"""gentoolkit: train small generative models and ship them as ONNX.
+
+Plugins import what they need from here and never import pluggy themselves::
+
+    from gentoolkit import hookimpl, ModelSpec
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import GentoolError  # noqa: E402
+from .hookspecs import hookimpl  # noqa: E402
+from .plugins import get_dataset, get_loss, get_model, get_registries, get_sampler  # noqa: E402
+from .registry import DatasetSpec, LossSpec, ModelSpec, SamplerSpec  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "hookimpl",
+    "GentoolError",
+    "ModelSpec",
+    "SamplerSpec",
+    "LossSpec",
+    "DatasetSpec",
+    "get_model",
+    "get_sampler",
+    "get_loss",
+    "get_dataset",
+    "get_registries",
+]

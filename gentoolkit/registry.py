@@ -1,0 +1,171 @@
+"""Specs (plain data describing what a plugin provides) and the registries that hold them.
+
+A plugin never builds a registry itself: its hook calls ``register(spec)`` and
+the host checks the spec, rejects duplicates and stores it. Specs reference
+heavy code through ``"package.module:attribute"`` strings that are imported
+only when used, so listing models never imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
+
+from .errors import PluginError, UnknownNameError
+
+#: The kinds of things plugins register, in the order they are reported.
+KINDS = ("models", "samplers", "losses", "datasets")
+
+
+def resolve(ref: str | Callable | type) -> Any:
+    """Import ``"package.module:attribute"`` (dots allowed in the attribute); pass objects through."""
+    if not isinstance(ref, str):
+        return ref
+    module_name, _, attr = ref.partition(":")
+    if not attr:
+        raise ValueError(f"lazy reference {ref!r} must look like 'package.module:attribute'")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A trainable model, as registered by ``register_models``.
+
+    ``config`` is the dataclass of the ``[model]`` config section; ``sections``
+    gives the dataclasses of the other sections (``data``, ``train``, ``loss``,
+    ``sampler``). ``build(model_config, vocab_size=...)`` returns the network,
+    ``trainer`` is the family's training task (see :mod:`gentoolkit.training`),
+    and ``export`` describes the ONNX graph as plain data (see the export docs).
+    """
+
+    name: str
+    family: str
+    description: str
+    config: type
+    build: str | Callable
+    trainer: str | Callable
+    sections: Mapping[str, type] = field(default_factory=dict)
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    default_preset: str | None = None
+    export: str | Callable | None = None
+    sample: str | Callable | None = None
+    evaluate: str | Callable | None = None
+    aliases: tuple[str, ...] = ()
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A sampler: ``kind`` is ``"logits"`` (decoding) or ``"latent"`` (GAN noise).
+
+    ``factory(**options)`` returns the sampler object; it must be numpy-only so
+    that PyTorch and onnxruntime share it. ``options`` lists option names with
+    their types, for ``--sampler-opt key=value``.
+    """
+
+    name: str
+    kind: str
+    description: str
+    factory: str | Callable
+    options: Mapping[str, type] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A training objective for one family; ``impl`` points at pure tensor functions."""
+
+    name: str
+    family: str
+    description: str
+    impl: str | Callable
+    aliases: tuple[str, ...] = ()
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named data source; ``load(**options)`` returns the data and must not download anything."""
+
+    name: str
+    kind: str
+    description: str
+    load: str | Callable
+    aliases: tuple[str, ...] = ()
+    plugin: str = ""
+
+
+SPEC_TYPES: dict[str, type] = {
+    "models": ModelSpec,
+    "samplers": SamplerSpec,
+    "losses": LossSpec,
+    "datasets": DatasetSpec,
+}
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Name -> spec for one kind, with aliases and helpful lookup errors."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._specs: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}
+
+    def add(self, spec: T) -> None:
+        names = (spec.name, *spec.aliases)  # type: ignore[attr-defined]
+        for name in names:
+            if name in self._specs or name in self._aliases:
+                owner = self.get(name).plugin  # type: ignore[attr-defined]
+                raise PluginError(
+                    f"{self.kind[:-1]} name {name!r} is already registered by plugin {owner!r}"
+                )
+        self._specs[spec.name] = spec  # type: ignore[attr-defined]
+        for alias in spec.aliases:  # type: ignore[attr-defined]
+            self._aliases[alias] = spec.name  # type: ignore[attr-defined]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._specs or name in self._aliases
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(sorted(self._specs.values(), key=lambda s: s.name))  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def get(self, name: str) -> T:
+        key = self._aliases.get(name, name)
+        if key in self._specs:
+            return self._specs[key]
+        what = self.kind[:-1] if self.kind != "losses" else "loss"
+        hint = difflib.get_close_matches(name, list(self._specs) + list(self._aliases), n=1)
+        did = f" Did you mean {hint[0]!r}?" if hint else ""
+        avail = ", ".join(self.names()) or "none (no plugin provides one)"
+        raise UnknownNameError(
+            f"unknown {what} {name!r}.{did} Available: {avail}. See 'gentool {self.kind}'."
+        )
+
+
+@dataclass
+class Registries:
+    """Everything the loaded plugins registered."""
+
+    models: Registry[ModelSpec] = field(default_factory=lambda: Registry("models"))
+    samplers: Registry[SamplerSpec] = field(default_factory=lambda: Registry("samplers"))
+    losses: Registry[LossSpec] = field(default_factory=lambda: Registry("losses"))
+    datasets: Registry[DatasetSpec] = field(default_factory=lambda: Registry("datasets"))
+    commands: dict[str, Any] = field(default_factory=dict)
+    command_owner: dict[str, str] = field(default_factory=dict)
+
+    def of(self, kind: str) -> Registry:
+        return getattr(self, kind)

@@ -1,0 +1,203 @@
+"""Logit processors and token sampling, in numpy.
+
+The processors compose in the order Hugging Face's ``generate`` uses:
+repetition penalty -> temperature -> top-k -> top-p -> min-p, then either the
+argmax (greedy) or one draw from the resulting distribution. Every function
+takes a batch of logits ``[batch, vocab]``; excluded tokens get ``-inf``.
+Sampling uses a ``numpy.random.Generator`` and an inverse-CDF draw in float64,
+so the same seed gives the same tokens whatever produced the logits (PyTorch
+or onnxruntime) and on every platform.
+
+Edge cases, defined:
+
+* ``temperature == 0`` means greedy; greedy ties go to the lowest token id.
+* ``top_k <= 0`` or ``top_k >= vocab`` keeps everything; tokens tied with the
+  k-th largest logit are kept (as in Hugging Face).
+* ``top_p >= 1`` keeps everything; a tiny ``top_p`` keeps only the most likely
+  token. The most likely token is never removed by any processor.
+* ``-inf`` logits stay excluded; a row with no finite logit, or any NaN, is an
+  error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _check(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be [batch, vocab], got shape {logits.shape}")
+    if np.isnan(logits).any():
+        raise ValueError("logits contain NaN")
+    if not np.isfinite(logits.max(axis=-1)).all():
+        raise ValueError("every row of logits needs at least one finite value")
+    return logits.astype(np.float64, copy=True)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64; ``-inf`` entries get probability 0."""
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def apply_repetition_penalty(logits: np.ndarray, history: np.ndarray | None, penalty: float) -> np.ndarray:
+    """CTRL's penalty on tokens already in ``history`` [batch, t]: divide positive logits, multiply negative ones.
+
+    Unlike the others this processor depends on the sign of a logit, so it is not
+    invariant to adding a constant (as in every implementation of it).
+    """
+    if penalty == 1.0 or history is None or history.size == 0:
+        return logits
+    rows = np.arange(logits.shape[0])[:, None]
+    hist = np.asarray(history, dtype=np.int64)
+    seen = logits[rows, hist]
+    logits[rows, hist] = np.where(seen > 0, seen / penalty, seen * penalty)
+    return logits
+
+
+def apply_top_k(logits: np.ndarray, k: int) -> np.ndarray:
+    v = logits.shape[-1]
+    if k <= 0 or k >= v:
+        return logits
+    kth = np.partition(logits, v - k, axis=-1)[:, v - k : v - k + 1]
+    logits[logits < kth] = -np.inf
+    return logits
+
+
+def apply_top_p(logits: np.ndarray, p: float) -> np.ndarray:
+    if p >= 1.0:
+        return logits
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    probs = np.take_along_axis(softmax(logits), order, axis=-1)
+    before = np.cumsum(probs, axis=-1) - probs  # mass of strictly more likely tokens
+    drop_sorted = before >= p
+    drop_sorted[:, 0] = False
+    drop = np.zeros_like(drop_sorted)
+    np.put_along_axis(drop, order, drop_sorted, axis=-1)
+    logits[drop] = -np.inf
+    return logits
+
+
+def apply_min_p(logits: np.ndarray, min_p: float) -> np.ndarray:
+    if min_p <= 0.0:
+        return logits
+    # p_i >= min_p * p_max  <=>  logit_i >= logit_max + log(min_p)
+    cut = logits.max(axis=-1, keepdims=True) + np.log(min_p)
+    logits[logits < cut] = -np.inf
+    return logits
+
+
+def process_logits(
+    logits: np.ndarray,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    min_p: float = 0.0,
+    repetition_penalty: float = 1.0,
+    history: np.ndarray | None = None,
+) -> np.ndarray:
+    """Apply the processors in order and return new float64 logits (``-inf`` = excluded)."""
+    x = _check(logits)
+    x = apply_repetition_penalty(x, history, repetition_penalty)
+    if temperature > 0:
+        x /= temperature
+    x = apply_top_k(x, top_k)
+    x = apply_top_p(x, top_p)
+    x = apply_min_p(x, min_p)
+    return x
+
+
+def greedy(logits: np.ndarray) -> np.ndarray:
+    """Argmax per row (lowest id on ties)."""
+    return np.asarray(logits).argmax(axis=-1).astype(np.int64)
+
+
+def draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One token per row by inverse CDF (one uniform per row, so streams stay aligned)."""
+    u = rng.random(probs.shape[0])
+    cdf = np.cumsum(probs, axis=-1)
+    idx = (cdf < (u * cdf[:, -1])[:, None]).sum(axis=-1)
+    # never land on a zero-probability token through rounding at the very end
+    idx = np.minimum(idx, probs.shape[-1] - 1)
+    zero = probs[np.arange(len(idx)), idx] == 0
+    if zero.any():
+        idx[zero] = probs[zero].argmax(axis=-1)
+    return idx.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class LogitsSampler:
+    """Decoding strategy: the processors above, then greedy or a seeded draw.
+
+    Call it with logits ``[batch, vocab]``, the tokens so far ``[batch, t]`` (for
+    the repetition penalty) and a ``numpy.random.Generator``; it returns token ids
+    ``[batch]``.
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    greedy: bool = False
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.min_p <= 1:
+            raise ValueError(f"min_p must be in [0, 1], got {self.min_p}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.greedy or self.temperature == 0
+
+    def process(self, logits: np.ndarray, history: np.ndarray | None = None) -> np.ndarray:
+        return process_logits(
+            logits,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+            repetition_penalty=self.repetition_penalty,
+            history=history,
+        )
+
+    def probs(self, logits: np.ndarray, history: np.ndarray | None = None) -> np.ndarray:
+        """The distribution a draw is taken from (one-hot for greedy)."""
+        x = self.process(logits, history) if not self.is_greedy else _check(logits)
+        if self.is_greedy:
+            x = apply_repetition_penalty(x, history, self.repetition_penalty)
+            out = np.zeros_like(x)
+            out[np.arange(len(x)), greedy(x)] = 1.0
+            return out
+        return softmax(x)
+
+    def __call__(
+        self, logits: np.ndarray, history: np.ndarray | None = None, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        if self.is_greedy:
+            x = apply_repetition_penalty(_check(logits), history, self.repetition_penalty)
+            return greedy(x)
+        if rng is None:
+            raise ValueError("sampling needs a numpy.random.Generator (or pass greedy=True)")
+        return draw(softmax(self.process(logits, history)), rng)
+
+
+def make_sampler(**options) -> LogitsSampler:
+    """Factory registered as ``sample``."""
+    return LogitsSampler(**options)
+
+
+def make_greedy(repetition_penalty: float = 1.0) -> LogitsSampler:
+    """Factory registered as ``greedy``."""
+    return LogitsSampler(greedy=True, repetition_penalty=repetition_penalty)
