@@ -110,6 +110,96 @@ def plugins(as_json: bool):
                 click.echo(f"  {kind}: {', '.join(names)}")
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--preset", help="A preset of the model (see 'gentool models'); default: the model's own.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or JSON file of config sections.")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override one config key (repeatable).")
+@click.option("--data", help="Text file, folder or dataset name (= --set data.path=...).")
+@click.option("--out", "-o", help="Run folder to write (default runs/MODEL-TIMESTAMP).")
+@click.option("--steps", type=int, help="Training steps (= --set train.steps=N).")
+@click.option("--seed", type=int, help="Random seed (= --set train.seed=N).")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--resume", is_flag=True, help="Continue the run in --out (also extends a finished run to more --steps).")
+@click.option("--print-config", is_flag=True, help="Print the resolved config as TOML and exit.")
+def train(model, preset, config_file, sets, data, out, steps, seed, device, resume, print_config):
+    """Train MODEL (gpt, llama, gan, ...) into a run folder.
+
+    Ctrl-C saves the state first; continue with --resume --out RUN.
+    """
+    from .training import train_from_cli
+
+    train_from_cli(
+        model,
+        preset=preset,
+        config_file=config_file,
+        sets=sets,
+        out=out,
+        device=device,
+        resume=resume,
+        print_config=print_config,
+        shortcuts={"data.path": data, "train.steps": steps, "train.seed": seed},
+    )
+
+
+def _unescape(texts):
+    import codecs
+
+    return [codecs.decode(t, "unicode_escape") for t in texts]
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@click.option("--prompt", "-p", multiple=True, help="Prompt text (repeatable: a batch). Default: empty.")
+@click.option("--max-new-tokens", type=int, help="Tokens to generate (default: stored with the model).")
+@click.option("-n", "--num-samples", type=int, default=1, show_default=True, help="Samples per prompt (GAN: samples).")
+@click.option("--seed", type=int, help="Seed: the same seed gives the same output in PyTorch and onnxruntime.")
+@click.option("--greedy", is_flag=True, help="Always pick the most likely token.")
+@click.option("--temperature", type=float, help="Divide logits by this (0 = greedy).")
+@click.option("--top-k", type=int, help="Keep the k most likely tokens (0 = off).")
+@click.option("--top-p", type=float, help="Keep the smallest set of tokens with this much probability.")
+@click.option("--min-p", type=float, help="Drop tokens less likely than min-p times the top token.")
+@click.option("--repetition-penalty", type=float, help="Penalize tokens already seen (1 = off).")
+@click.option("--stop", multiple=True, help="Stop at this string (repeatable; \\n escapes allowed).")
+@click.option("--sampler", help="A registered sampler by name (see 'gentool samplers').")
+@click.option("--sampler-opt", multiple=True, metavar="KEY=VALUE", help="An option of --sampler (repeatable).")
+@click.option("--truncation", type=float, help="GAN: truncation threshold for the latent (truncation trick).")
+@click.option("--out", "-o", type=click.Path(), help="GAN: write samples here (.png grid, .csv or .npy).")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+def sample(path, prompt, max_new_tokens, num_samples, seed, greedy, temperature, top_k, top_p, min_p,
+           repetition_penalty, stop, sampler, sampler_opt, truncation, out, device):
+    """Generate from a run folder (PyTorch) or an export folder (onnxruntime)."""
+    from .commands import sample_command
+
+    sample_command(
+        path,
+        prompts=list(prompt) or [""],
+        max_new_tokens=max_new_tokens,
+        num_samples=num_samples,
+        seed=seed,
+        greedy=greedy,
+        options={"temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
+                 "repetition_penalty": repetition_penalty, "truncation": truncation},
+        stop=_unescape(stop),
+        sampler_name=sampler,
+        sampler_opts=sampler_opt,
+        out=out,
+        device=device,
+    )
+
+
+@cli.command(name="eval")
+@click.argument("run", type=click.Path())
+@click.option("--data", help="Evaluate on this data instead of the run's validation split.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+def eval_(run, data, as_json, device):
+    """Evaluate a run: validation loss, perplexity and bits per byte (GANs: mode metrics)."""
+    from .commands import eval_command
+
+    eval_command(run, data=data, as_json=as_json, device=device)
+
+
 reserved_command_names(set(cli.commands))
 
 

@@ -10,6 +10,7 @@ one line that names the key. This module is torch-free.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import difflib
 import json
 import types
@@ -106,8 +107,9 @@ def coerce(value: Any, tp: Any, key: str, *, from_text: bool = False) -> Any:
 
 
 def _unknown(key: str, valid: list[str], where: str) -> ConfigError:
-    hint = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=1)
-    did = f" (did you mean {hint[0]!r}?)" if hint else ""
+    head, _, last = key.rpartition(".")
+    hint = difflib.get_close_matches(last, valid, n=1)
+    did = f" (did you mean {(head + '.' if head else '') + hint[0]!r}?)" if hint else ""
     return ConfigError(f"unknown config key {key!r}{did}; valid keys in {where}: {', '.join(valid)}")
 
 
@@ -197,3 +199,20 @@ def dumps_toml(data: Mapping[str, Mapping[str, Any]]) -> str:
                 lines.append(f"{key} = {json.dumps(value)}")
         lines.append("")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class BaseTrainConfig:
+    """Keys every family's ``[train]`` section has (families subclass it)."""
+
+    steps: int = 1000
+    seed: int = 1337
+    eval_interval: int = 250
+    log_interval: int = 10
+    compile: bool = False
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError("train.steps must be >= 1")
+        if self.eval_interval < 1 or self.log_interval < 1:
+            raise ValueError("train.eval_interval and train.log_interval must be >= 1")

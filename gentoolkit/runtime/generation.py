@@ -1,0 +1,190 @@
+"""The generation loop, in numpy, shared by every back end (PyTorch runs and ONNX exports).
+
+A back end is a *decoder*: a callable ``decoder(input_ids, attention_mask,
+position_ids, past) -> (logits, past)`` returning the logits of the last
+position ``[batch, vocab]`` (float32), plus ``context_length`` and
+``empty_past(batch)``. The loop does left padding, the KV cache bookkeeping,
+sampling and stop conditions, so both back ends give the same tokens for the
+same seed.
+
+Context: a prompt longer than the context keeps its last ``context_length``
+tokens; when the cache is full, the loop keeps the last half of each sequence
+and prefills again (so long generations continue at a cost of one prefill per
+``context_length / 2`` tokens).
+
+Randomness: row ``i`` of a batch draws from ``SeedSequence([seed, i])``, so a
+row's tokens do not depend on the other rows; ``seed=None`` takes fresh entropy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+
+class Decoder(Protocol):
+    context_length: int
+
+    def __call__(self, input_ids, attention_mask, position_ids, past) -> tuple[np.ndarray, Any]: ...
+
+    def empty_past(self, batch: int) -> Any: ...
+
+
+def row_generators(seed: int | None, n: int) -> list[np.random.Generator]:
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**63)
+    return [np.random.default_rng(np.random.SeedSequence([int(seed), i])) for i in range(n)]
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``input_ids``, ``attention_mask`` and ``position_ids`` for a left-padded batch."""
+    width = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        if len(s):
+            ids[i, width - len(s) :] = s
+            mask[i, width - len(s) :] = 1
+    pos = np.clip(np.cumsum(mask, axis=1) - 1, 0, None).astype(np.int64)
+    return ids, mask, pos
+
+
+def generate_tokens(
+    decoder: Decoder,
+    prompts: Sequence[Sequence[int]],
+    *,
+    sampler: Callable,
+    max_new_tokens: int,
+    pad_id: int,
+    eos_id: int | None = None,
+    seed: int | None = None,
+    should_stop: Callable[[int, list[int]], bool] | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield one array ``[batch]`` of new token ids per step (``-1`` for rows that have stopped)."""
+    ctx = int(decoder.context_length)
+    keep = max(1, ctx // 2)
+    bos = eos_id if eos_id is not None else pad_id
+    tokens = [list(p)[-ctx:] if len(p) else [bos] for p in prompts]
+    n = len(tokens)
+    rngs = row_generators(seed, n)
+    done = np.zeros(n, dtype=bool)
+
+    def prefill(seqs):
+        ids, mask, pos = left_pad(seqs, pad_id)
+        logits, past = decoder(ids, mask, pos, decoder.empty_past(n))
+        return logits, past, mask, pos[:, -1]
+
+    logits, past, mask, last_pos = prefill(tokens)
+    new = np.full(n, -1, dtype=np.int64)
+    for step in range(max_new_tokens):
+        logits = np.asarray(logits, dtype=np.float32).copy()
+        logits[:, pad_id] = -np.inf  # padding is never a real token
+        new[:] = -1
+        for i in np.flatnonzero(~done):
+            hist = np.asarray(tokens[i], dtype=np.int64)[None, :]
+            new[i] = int(sampler(logits[i : i + 1], hist, rngs[i])[0])
+            tokens[i].append(int(new[i]))
+            if (eos_id is not None and new[i] == eos_id) or (should_stop and should_stop(i, tokens[i])):
+                done[i] = True
+        yield new.copy()
+        if done.all() or step == max_new_tokens - 1:
+            return
+        if mask.shape[1] >= ctx:
+            logits, past, mask, last_pos = prefill([t[-keep:] for t in tokens])
+            continue
+        feed = np.where(new < 0, pad_id, new)[:, None]
+        mask = np.concatenate([mask, np.ones((n, 1), dtype=np.int64)], axis=1)
+        last_pos = last_pos + 1
+        logits, past = decoder(feed, mask, last_pos[:, None], past)
+
+
+class TextStreamer:
+    """Turns token ids into text pieces for one row: holds back incomplete UTF-8 and possible stop strings."""
+
+    def __init__(self, tokenizer, stop: Sequence[str] = ()):
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.ids: list[int] = []
+        self.emitted = 0
+        self.text = ""
+        self.stopped = False
+
+    def push(self, token: int) -> str:
+        """Add a token; return the text that is now safe to show."""
+        self.ids.append(int(token))
+        self.text = self.tokenizer.decode(self.ids)
+        for s in self.stop:
+            at = self.text.find(s)
+            if at >= 0:
+                self.text = self.text[:at]
+                self.stopped = True
+        if self.stopped:
+            return self.flush()
+        safe = len(self.text)
+        while safe > self.emitted and self.text[safe - 1] == "\ufffd":
+            safe -= 1
+        hold = max((len(s) - 1 for s in self.stop), default=0)
+        for k in range(min(hold, safe - self.emitted), 0, -1):
+            if any(s.startswith(self.text[safe - k : safe]) for s in self.stop):
+                safe -= k
+                break
+        piece = self.text[self.emitted : safe]
+        self.emitted = max(self.emitted, safe)
+        return piece
+
+    def flush(self) -> str:
+        piece = self.text[self.emitted :]
+        self.emitted = len(self.text)
+        return piece
+
+
+def stream_text(
+    decoder: Decoder,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    sampler: Callable,
+    max_new_tokens: int,
+    seed: int | None = None,
+    stop: Sequence[str] = (),
+) -> Iterator[tuple[int, str]]:
+    """Yield ``(row, text piece)`` as tokens arrive; stops each row at its end token or a stop string."""
+    encoded = [tokenizer.encode(p) for p in prompts]
+    streams = [TextStreamer(tokenizer, stop) for _ in prompts]
+
+    def should_stop(i: int, _tokens: list[int]) -> bool:
+        return streams[i].stopped
+
+    for new in generate_tokens(
+        decoder,
+        encoded,
+        sampler=sampler,
+        max_new_tokens=max_new_tokens,
+        pad_id=tokenizer.pad_id,
+        eos_id=tokenizer.eos_id,
+        seed=seed,
+        should_stop=None if not stop else should_stop,
+    ):
+        for i, t in enumerate(new):
+            if t < 0 or streams[i].stopped:
+                continue
+            if t == tokenizer.eos_id:
+                piece = streams[i].flush()
+                streams[i].stopped = True
+            else:
+                piece = streams[i].push(int(t))
+            if piece:
+                yield i, piece
+    for i, s in enumerate(streams):
+        piece = s.flush()
+        if piece:
+            yield i, piece
+
+
+def generate_text(decoder, tokenizer, prompts: Sequence[str], **kw) -> list[str]:
+    """The whole generated continuation of each prompt."""
+    out = [""] * len(prompts)
+    for i, piece in stream_text(decoder, tokenizer, prompts, **kw):
+        out[i] += piece
+    return out

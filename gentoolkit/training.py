@@ -1,0 +1,317 @@
+"""The host's training loop, shared by every family (built-in or third-party).
+
+A family provides a *task* (see :class:`Task`): how to take one optimizer
+step, evaluate, draw pictures and save its state. The host owns everything
+else: the run folder, seeding, the progress bar, ``metrics.jsonl``, the loss
+curve, checkpoints, Ctrl-C and ``--resume``. Imported only by commands that
+train, so it may import torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import BaseTrainConfig  # noqa: F401  (re-exported)
+from .errors import ConfigError, RunError
+from .registry import ModelSpec, resolve
+from .run import STATE, WEIGHTS, Run
+
+
+def cosine_lr(step: int, *, lr: float, min_lr: float, warmup: int, total: int) -> float:
+    """Linear warmup to ``lr`` over ``warmup`` steps, then cosine decay to ``min_lr`` at ``total``."""
+    if step < warmup:
+        return lr * (step + 1) / (warmup + 1)
+    if step >= total:
+        return min_lr
+    ratio = (step - warmup) / max(1, total - warmup)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
+
+
+@dataclass
+class Context:
+    """What a task gets from the host."""
+
+    spec: ModelSpec
+    config: dict[str, Any]
+    run: Run
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    resume: bool = False
+    alarms: list[str] = field(default_factory=list)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self):
+        """bf16 autocast on CUDA, nothing on CPU."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def alarm(self, step: int, message: str) -> None:
+        """Report a problem (for example mode collapse) at once, on the bar and in the log."""
+        text = f"ALARM at step {step}: {message}"
+        self.alarms.append(text)
+        if self.is_main:
+            from tqdm import tqdm
+
+            tqdm.write(text, file=sys.stderr)
+
+
+class Task(Protocol):
+    """The family-specific half of training."""
+
+    def weights(self) -> dict[str, torch.nn.Module]:
+        """Modules whose weights go to ``model.safetensors`` ("" = no key prefix)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer, RNG and anything else needed to resume (tensors and plain data)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def train_step(self, step: int) -> dict[str, float]:
+        """One optimizer step; returns metrics (``loss`` and, if it applies, ``tokens``)."""
+
+    def evaluate(self, step: int) -> dict[str, float]: ...
+
+    def on_eval(self, step: int) -> None:
+        """Draw pictures into the run folder (main process only)."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RunError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+def save_weights(run: Run, modules: dict[str, torch.nn.Module]) -> None:
+    from safetensors.torch import save_file
+
+    from .files import atomic_path
+
+    tensors: dict[str, torch.Tensor] = {}
+    seen: dict[int, str] = {}
+    for prefix, module in modules.items():
+        for key, t in module.state_dict().items():
+            full = f"{prefix}.{key}" if prefix else key
+            ptr = t.data_ptr()
+            if ptr in seen:  # tied weights are stored once
+                continue
+            seen[ptr] = full
+            tensors[full] = t.detach().cpu().contiguous()
+    with atomic_path(run.file(WEIGHTS)) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "gentoolkit": __version__})
+
+
+def load_weights(path: str | Path, modules: dict[str, torch.nn.Module]) -> None:
+    """Load ``model.safetensors`` into modules (tied weights are restored by the modules themselves)."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    for prefix, module in modules.items():
+        own = {
+            k[len(prefix) + 1 :] if prefix else k: v
+            for k, v in tensors.items()
+            if not prefix or k.startswith(prefix + ".")
+        }
+        missing, unexpected = module.load_state_dict(own, strict=False)
+        tied = getattr(module, "tied_keys", set())
+        missing = [m for m in missing if m not in tied]
+        if missing or unexpected:
+            raise RunError(f"{path}: weights do not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
+    """Run the loop from ``start_step`` to ``train.steps``; returns the last evaluation."""
+    from tqdm import tqdm
+
+    cfg = ctx.config["train"]
+    run = ctx.run
+    total = cfg.steps
+    bar = tqdm(total=total, initial=start_step, desc=ctx.spec.name, file=sys.stderr,
+               disable=not ctx.is_main, dynamic_ncols=True, unit="step")
+    last_eval: dict[str, float] = {}
+    step = start_step
+    window_t, window_tokens = time.perf_counter(), 0
+    try:
+        while step < total:
+            metrics = task.train_step(step)
+            step += 1
+            window_tokens += int(metrics.pop("tokens", 0))
+            if step % cfg.log_interval == 0 or step == total:
+                now = time.perf_counter()
+                row = {"step": step, **{k: round(float(v), 6) for k, v in metrics.items()}}
+                if window_tokens:
+                    row["tokens_per_s"] = round(window_tokens / max(now - window_t, 1e-9), 1)
+                window_t, window_tokens = now, 0
+                if step % cfg.eval_interval == 0 or step == total:
+                    last_eval = task.evaluate(step)
+                    row.update({k: round(float(v), 6) for k, v in last_eval.items()})
+                if ctx.is_main:
+                    run.append_metrics(row)
+                    bar.set_postfix({k: row[k] for k in row if "loss" in k or k == "tokens_per_s"}, refresh=False)
+            elif step % cfg.eval_interval == 0:
+                last_eval = task.evaluate(step)
+                if ctx.is_main:
+                    run.append_metrics({"step": step, **{k: round(float(v), 6) for k, v in last_eval.items()}})
+            if step % cfg.eval_interval == 0 or step == total:
+                checkpoint(ctx, task, step)
+                window_t = time.perf_counter()  # throughput counts training time only
+            bar.update(1)
+    except KeyboardInterrupt:
+        bar.close()
+        checkpoint(ctx, task, step)
+        if ctx.is_main:
+            print(
+                f"\nInterrupted at step {step}; state saved. Continue with: "
+                f"gentool train {ctx.spec.name} --resume --out {run.path}",
+                file=sys.stderr,
+            )
+        raise
+    bar.close()
+    return last_eval
+
+
+def checkpoint(ctx: Context, task: Task, step: int) -> None:
+    """Weights, resumable state and pictures, written by the main process only."""
+    if not ctx.is_main:
+        return
+    from .state import save_state
+
+    save_weights(ctx.run, task.weights())
+    state = task.state_dict()
+    state["step"] = step
+    state["torch_rng"] = torch.get_rng_state()
+    state["finished"] = step >= ctx.config["train"].steps
+    save_state(ctx.run.file(STATE), state)
+    task.on_eval(step)
+    from .plots import loss_curves
+
+    loss_curves(ctx.run.read_metrics(), ctx.run.file("loss.png"), title=f"{ctx.spec.name}: {ctx.run.path.name}")
+
+
+def load_checkpoint(ctx: Context, task: Task) -> int:
+    """Restore weights and state saved by :func:`checkpoint`; returns the step to continue from."""
+    from .state import load_state
+
+    run = ctx.run
+    if not run.file(STATE + ".json").is_file():
+        raise RunError(f"{str(run.path)!r} has no training state to resume from")
+    load_weights(run.file(WEIGHTS), task.weights())
+    state = load_state(run.file(STATE))
+    task.load_state_dict(state)
+    torch.set_rng_state(state["torch_rng"])
+    run.truncate_metrics(state["step"])
+    return int(state["step"])
+
+
+def train(
+    spec: ModelSpec,
+    config: dict[str, Any],
+    out: str | Path,
+    *,
+    device: str = "auto",
+    resume: bool = False,
+    extra_meta: dict[str, Any] | None = None,
+) -> tuple[Run, dict[str, float]]:
+    """Train ``spec`` with a resolved config tree into ``out`` (the Python API of ``gentool train``)."""
+    from .config import to_dict
+
+    out = Path(out)
+    run = Run(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    seed_everything(config["train"].seed)
+    ctx = Context(spec=spec, config=dict(config), run=run, device=dev, resume=resume)
+    task_cls = resolve(spec.trainer)
+    task = task_cls(ctx)  # the task may fill in derived config (vocab_size) before config.json is written
+    ctx.run.write_config(
+        {
+            "model": spec.name,
+            "family": spec.family,
+            "plugin": spec.plugin,
+            "gentoolkit_version": __version__,
+            **(extra_meta or {}),
+            "config": to_dict(ctx.config),
+        }
+    )
+    start = load_checkpoint(ctx, task) if resume else 0
+    if start >= ctx.config["train"].steps:
+        print(f"Run {out} already reached step {start}; raise --steps to train further.", file=sys.stderr)
+        return run, {}
+    return run, fit(ctx, task, start_step=start)
+
+
+def train_from_cli(
+    model: str,
+    *,
+    preset: str | None,
+    config_file: str | None,
+    sets: tuple[str, ...],
+    out: str | None,
+    device: str,
+    resume: bool,
+    print_config: bool,
+    shortcuts: dict[str, Any],
+) -> None:
+    """What ``gentool train`` does: resolve the config tree, then :func:`train`."""
+    from .config import build, dumps_toml, load_file, to_dict
+    from .plugins import get_model
+
+    spec = get_model(model)
+    sections = {"model": spec.config, **spec.sections}
+    layers: list[dict] = []
+    if resume:
+        if out is None:
+            raise RunError("--resume needs --out RUN_FOLDER (the run to continue)")
+        previous = Run.open(out)
+        if previous.model_name != spec.name:
+            raise RunError(f"{out!r} is a {previous.model_name!r} run, not {spec.name!r}")
+        layers.append(previous.config)
+    else:
+        name = preset or spec.default_preset
+        if name is not None:
+            if name not in spec.presets:
+                raise ConfigError(f"unknown preset {name!r} for {spec.name}; presets: {', '.join(spec.presets)}")
+            layers.append(spec.presets[name])
+    if config_file:
+        layers.append(load_file(config_file))
+    short = {k: v for k, v in shortcuts.items() if v is not None}
+    extra_sets = [f"{k}={v}" for k, v in short.items()]
+    tree = build(sections, *layers, sets=tuple(extra_sets) + tuple(sets))
+    if resume:
+        old_model = {k: v for k, v in previous.config["model"].items()}
+        new_model = to_dict({"model": tree["model"]})["model"]
+        changed = [k for k in new_model if old_model.get(k) != new_model[k]]
+        if changed:
+            raise ConfigError(f"cannot change model keys when resuming: {', '.join('model.' + k for k in changed)}")
+    if print_config:
+        print(dumps_toml(to_dict(tree)), end="")
+        return
+    out_dir = Path(out) if out else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not resume and (out_dir / "config.json").exists():
+        raise RunError(f"{str(out_dir)!r} already holds a run; continue it with --resume or pick another --out")
+    run, last = train(spec, tree, out_dir, device=device, resume=resume, extra_meta={"preset": preset or spec.default_preset})
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
+    print(f"Run saved in {run.path}" + (f" ({summary})" if summary else ""), file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Built-in autoregressive family: GPT- and LLaMA-style transformers."""

@@ -1,0 +1,138 @@
+"""Config sections of the autoregressive family (torch-free: read when listing and validating)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+from gentoolkit.config import BaseTrainConfig as _Base
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """GPT-2 style: learned positions, LayerNorm, GELU MLP, tied embeddings. nanoGPT's key names."""
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 64
+    dropout: float = 0.0
+    bias: bool = True
+    vocab_size: Optional[int] = None  # taken from the tokenizer
+
+    def __post_init__(self):
+        _check_dims(self.n_embd, self.n_head, self.n_head, self.n_layer, self.block_size, self.dropout)
+
+
+@dataclass(frozen=True)
+class LlamaConfig:
+    """LLaMA style: rotary positions, RMSNorm, SwiGLU MLP, grouped-query attention, no bias."""
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_kv_head: int = 2
+    n_embd: int = 128
+    block_size: int = 64
+    dropout: float = 0.0
+    intermediate_size: Optional[int] = None  # default: 8/3 * n_embd rounded up to a multiple of 32
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    tie_embeddings: bool = True
+    vocab_size: Optional[int] = None
+
+    def __post_init__(self):
+        _check_dims(self.n_embd, self.n_head, self.n_kv_head, self.n_layer, self.block_size, self.dropout)
+        if (self.n_embd // self.n_head) % 2:
+            raise ValueError("rotary embeddings need an even head size (n_embd / n_head)")
+
+
+def _check_dims(n_embd, n_head, n_kv_head, n_layer, block_size, dropout):
+    if min(n_embd, n_head, n_kv_head, n_layer, block_size) < 1:
+        raise ValueError("n_embd, n_head, n_kv_head, n_layer and block_size must be >= 1")
+    if n_embd % n_head:
+        raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+    if n_head % n_kv_head:
+        raise ValueError(f"n_head ({n_head}) must be divisible by n_kv_head ({n_kv_head})")
+    if not 0 <= dropout < 1:
+        raise ValueError("dropout must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the text comes from and how it becomes tokens."""
+
+    path: Optional[str] = None  # file, folder or dataset name; None = the built-in corpus
+    tokenizer: Literal["byte", "char", "bpe"] = "byte"
+    bpe_vocab_size: int = 512
+    val_fraction: float = 0.1
+
+    def __post_init__(self):
+        if not 0 < self.val_fraction < 1:
+            raise ValueError("data.val_fraction must be in (0, 1)")
+        if self.bpe_vocab_size < 260:
+            raise ValueError("data.bpe_vocab_size must be at least 260 (256 bytes and the special tokens)")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Base):
+    """AdamW with warmup and cosine decay, nanoGPT's defaults for a CPU run."""
+
+    steps: int = 2000
+    batch_size: int = 12
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    eval_interval: int = 250
+    eval_batches: int = 20
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.batch_size < 1 or self.grad_accum < 1 or self.eval_batches < 1:
+            raise ValueError("train.batch_size, train.grad_accum and train.eval_batches must be >= 1")
+        if self.lr <= 0 or self.min_lr < 0:
+            raise ValueError("train.lr must be > 0 and train.min_lr >= 0")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    name: str = "cross-entropy"
+    label_smoothing: float = 0.1  # used by 'label-smoothed'
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Defaults for 'gentool sample' stored with the model (and later its export)."""
+
+    temperature: float = 0.8
+    top_k: int = 0
+    top_p: float = 0.95
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    max_new_tokens: int = 200
+
+
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "loss": LossConfig, "sampler": SamplerConfig}
+
+_SMALL_TRAIN = {"steps": 300, "batch_size": 8, "eval_interval": 100, "eval_batches": 5, "warmup_steps": 20}
+
+GPT_PRESETS = {
+    "nano": {"model": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64}, "train": _SMALL_TRAIN},
+    "micro": {"model": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64}},
+    "small": {
+        "model": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2},
+        "train": {"steps": 5000, "batch_size": 64, "lr": 1e-3, "min_lr": 1e-4, "eval_interval": 500},
+    },
+}
+LLAMA_PRESETS = {
+    "nano": {"model": {"n_layer": 2, "n_head": 2, "n_kv_head": 1, "n_embd": 64, "block_size": 64}, "train": _SMALL_TRAIN},
+    "micro": {"model": {"n_layer": 4, "n_head": 4, "n_kv_head": 2, "n_embd": 128, "block_size": 64}},
+    "small": {
+        "model": {"n_layer": 6, "n_head": 6, "n_kv_head": 2, "n_embd": 384, "block_size": 256, "dropout": 0.2},
+        "train": {"steps": 5000, "batch_size": 64, "lr": 1e-3, "min_lr": 1e-4, "eval_interval": 500},
+    },
+}

@@ -1,0 +1,59 @@
+"""Text data: a file, a folder of text files, or a registered text dataset (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gentoolkit.errors import DataError
+
+TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py", ".text", ".csv", ".json", ".html", ""}
+
+
+def pydoc_topics() -> list[str]:
+    """The text of Python's documentation topics, shipped with every Python (``pydoc_data``)."""
+    from pydoc_data.topics import topics
+
+    return [topics[k].strip() for k in sorted(topics)]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    if b"\x00" in raw:
+        raise DataError(f"{str(path)!r} looks binary (it has NUL bytes); give a UTF-8 text file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); convert it to UTF-8") from None
+
+
+def load_documents(source: str | None) -> list[str]:
+    """Documents for ``data.path``: ``None`` is the built-in corpus (dataset ``pydoc``)."""
+    if source is None:
+        source = "pydoc"
+    path = Path(source)
+    if path.is_file():
+        docs = [_read_text(path)]
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES and not p.name.startswith("."))
+        if not files:
+            raise DataError(f"folder {source!r} has no text files (.txt, .md, ...)")
+        docs = [_read_text(p) for p in files]
+    else:
+        from gentoolkit import get_registries
+        from gentoolkit.registry import resolve
+
+        datasets = get_registries().datasets
+        if source not in datasets:
+            text_sets = ", ".join(s.name for s in datasets if s.kind == "text") or "none"
+            raise DataError(f"--data {source!r} is neither a file, a folder nor a dataset; text datasets: {text_sets}")
+        spec = datasets.get(source)
+        if spec.kind != "text":
+            raise DataError(f"dataset {source!r} holds {spec.kind}, not text; pick a text dataset for this model")
+        docs = list(resolve(spec.load)())
+    docs = [d for d in docs if d.strip()]
+    if not docs:
+        raise DataError(f"the data {source!r} is empty; give it some text")
+    return docs

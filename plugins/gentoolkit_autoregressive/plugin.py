@@ -1,0 +1,67 @@
+"""Entry point of the built-in autoregressive family (``gentoolkit`` group, name ``autoregressive``).
+
+Only torch-free modules are imported here; the model, trainer and sampler are
+named as ``"module:attribute"`` strings and imported when used.
+"""
+
+from gentoolkit import DatasetSpec, LossSpec, ModelSpec, hookimpl
+
+from .config import GPT_PRESETS, LLAMA_PRESETS, SECTIONS, GPTConfig, LlamaConfig
+
+_P = "gentoolkit_autoregressive"
+
+
+@hookimpl
+def register_models(register):
+    for name, cfg, presets, desc in (
+        ("gpt", GPTConfig, GPT_PRESETS, "GPT-2 style transformer (learned positions, LayerNorm, GELU, tied embeddings)."),
+        ("llama", LlamaConfig, LLAMA_PRESETS, "LLaMA style transformer (RoPE, RMSNorm, SwiGLU, grouped-query attention)."),
+    ):
+        register(
+            ModelSpec(
+                name=name,
+                family="autoregressive",
+                description=desc,
+                config=cfg,
+                sections=SECTIONS,
+                presets=presets,
+                default_preset="micro",
+                build=f"{_P}.model:build",
+                trainer=f"{_P}.task:LanguageModelTask",
+                sample=f"{_P}.sample:sample",
+                evaluate=f"{_P}.sample:evaluate",
+            )
+        )
+
+
+@hookimpl
+def register_losses(register):
+    register(
+        LossSpec(
+            name="cross-entropy",
+            family="autoregressive",
+            description="Next-token negative log-likelihood.",
+            impl=f"{_P}.losses:cross_entropy",
+            aliases=("ce",),
+        )
+    )
+    register(
+        LossSpec(
+            name="label-smoothed",
+            family="autoregressive",
+            description="Cross-entropy with label smoothing (loss.label_smoothing, default 0.1).",
+            impl=f"{_P}.losses:label_smoothed_cross_entropy",
+        )
+    )
+
+
+@hookimpl
+def register_datasets(register):
+    register(
+        DatasetSpec(
+            name="pydoc",
+            kind="text",
+            description="Python's documentation topics (pydoc_data, ~465k characters of English); the default corpus.",
+            load=f"{_P}.data:pydoc_topics",
+        )
+    )

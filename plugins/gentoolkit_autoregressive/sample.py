@@ -1,0 +1,96 @@
+"""Sampling and evaluation from a run folder (PyTorch back end of the shared generation loop)."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from gentoolkit import get_model
+from gentoolkit.config import build as build_config
+from gentoolkit.run import WEIGHTS, Run
+from gentoolkit.runtime.generation import stream_text
+from gentoolkit.runtime.tokenizer import TextTokenizer
+from gentoolkit.training import load_weights
+
+from .model import Transformer, build
+
+
+class TorchDecoder:
+    """The model as a decoder for :func:`gentoolkit.runtime.generation.generate_tokens`."""
+
+    def __init__(self, model: Transformer):
+        self.model = model.eval()
+        self.context_length = model.config.block_size
+        self.device = next(model.parameters()).device
+
+    def empty_past(self, batch: int):
+        return None
+
+    @torch.no_grad()
+    def __call__(self, input_ids, attention_mask, position_ids, past):
+        t = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
+        logits, present = self.model(t(input_ids), t(attention_mask), t(position_ids), past)
+        return logits[:, -1].float().cpu().numpy(), present
+
+
+def load_run(run: Run, device: str = "cpu"):
+    """Rebuild the model from ``config.json`` alone and load its weights; returns (model, tokenizer, tree)."""
+    run.require(WEIGHTS, "tokenizer.json")
+    spec = get_model(run.model_name)
+    tree = build_config({"model": spec.config, **spec.sections}, run.config)
+    model = build(tree["model"])
+    load_weights(run.file(WEIGHTS), {"": model})
+    tok = TextTokenizer.from_file(run.file("tokenizer.json"), tree["data"].tokenizer)
+    return model.to(device).eval(), tok, tree
+
+
+def sample(run: Run, *, prompts: Sequence[str], sampler, max_new_tokens: int | None, seed, stop=(), device="cpu") -> Iterator[tuple[int, str]]:
+    """Registered as the model's ``sample`` entry: yields ``(row, text piece)``."""
+    model, tok, tree = load_run(run, device)
+    n = max_new_tokens if max_new_tokens is not None else tree["sampler"].max_new_tokens
+    return stream_text(TorchDecoder(model), tok, list(prompts), sampler=sampler, max_new_tokens=n, seed=seed, stop=stop)
+
+
+def evaluate(run: Run, *, data: str | None = None, device: str = "cpu") -> dict:
+    """Registered as the model's ``evaluate`` entry: loss, perplexity, bits per token and per byte."""
+    from .data import load_documents
+    from .task import full_val_loss, split
+    from .tokenizers_ import encode_corpus
+
+    model, tok, tree = load_run(run, device)
+    block = tree["model"].block_size
+    if data is None:
+        docs = load_documents(tree["data"].path)
+        ids = encode_corpus(tok, docs)
+        _, val = split(ids, tree["data"].val_fraction, block)
+        source = f"validation split of {tree['data'].path or 'pydoc'}"
+    else:
+        docs = load_documents(data)
+        for d in docs:
+            tok.encode("".join(sorted(set(d))))  # a clear error for unknown characters
+        val = encode_corpus(tok, docs)
+        source = data
+    loss, count = full_val_loss(model, val, block)
+    text_bytes = len(tok.decode(val[1 : count + 1]).encode("utf-8"))
+    chars = len(tok.decode(val[1 : count + 1]))
+    return {
+        "val_loss": loss,
+        "perplexity": math.exp(loss),
+        "bits_per_token": loss / math.log(2),
+        "bits_per_byte": loss * count / max(1, text_bytes) / math.log(2),
+        "bits_per_char": loss * count / max(1, chars) / math.log(2),
+        "tokens": count,
+        "data": source,
+        "tokenizer": tok.kind,
+    }
+
+
+def sampler_defaults(run: Run) -> dict:
+    cfg = run.config.get("sampler", {})
+    return {k: v for k, v in cfg.items() if k != "max_new_tokens"}
+
+
+__all__ = ["TorchDecoder", "load_run", "sample", "evaluate", "sampler_defaults", "np"]

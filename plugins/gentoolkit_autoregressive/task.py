@@ -1,0 +1,151 @@
+"""Training task of the autoregressive family, driven by the host's loop (gentoolkit.training)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+
+import numpy as np
+import torch
+
+from gentoolkit import get_loss
+from gentoolkit.errors import DataError
+from gentoolkit.registry import resolve
+from gentoolkit.runtime.tokenizer import TextTokenizer
+from gentoolkit.training import Context, cosine_lr
+
+from .data import load_documents
+from .model import build
+from .tokenizers_ import build_tokenizer, encode_corpus
+
+
+def split(ids: np.ndarray, val_fraction: float, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train on the head, validate on the contiguous tail (as nanoGPT does)."""
+    n = int(len(ids) * (1 - val_fraction))
+    train, val = ids[:n], ids[n:]
+    if len(train) <= block_size + 1 or len(val) <= block_size + 1:
+        raise DataError(
+            f"the data has {len(ids)} tokens: too little for model.block_size={block_size} "
+            f"with data.val_fraction={val_fraction}; give more text or lower model.block_size"
+        )
+    return train, val
+
+
+def loss_function(config):
+    """The registered loss, with the options of [loss] that it accepts."""
+    fn = resolve(get_loss(config["loss"].name).impl)
+    opts = {k: v for k, v in dataclasses.asdict(config["loss"]).items() if k != "name"}
+    accepted = inspect.signature(fn).parameters
+    opts = {k: v for k, v in opts.items() if k in accepted}
+    return lambda logits, targets: fn(logits, targets, **opts)
+
+
+class LanguageModelTask:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        cfg = ctx.config
+        data, train = cfg["data"], cfg["train"]
+        docs = load_documents(data.path)
+        tok_file = ctx.run.file("tokenizer.json")
+        if ctx.resume and tok_file.is_file():
+            self.tokenizer = TextTokenizer.from_file(tok_file, data.tokenizer)
+        else:
+            self.tokenizer = build_tokenizer(data.tokenizer, docs, data.bpe_vocab_size)
+            self.tokenizer.save(tok_file)
+        mcfg = dataclasses.replace(cfg["model"], vocab_size=self.tokenizer.vocab_size)
+        cfg["model"] = mcfg
+        ids = encode_corpus(self.tokenizer, docs)
+        self.block = mcfg.block_size
+        tr, va = split(ids, data.val_fraction, self.block)
+        # (N - T, T + 1) windows as a view: a batch is one gather
+        self.train_windows = torch.from_numpy(tr).unfold(0, self.block + 1, 1)
+        self.val_windows = torch.from_numpy(va).unfold(0, self.block + 1, 1)
+        self.model = build(mcfg).to(ctx.device)
+        self.loss = loss_function(cfg)
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=train.lr,
+            betas=(train.beta1, train.beta2),
+        )
+        self.rng = np.random.default_rng(train.seed)
+        self.forward = torch.compile(self.model) if train.compile else self.model
+
+    # batches -----------------------------------------------------------------
+    def batch(self, windows: torch.Tensor, rng: np.random.Generator, batch_size: int):
+        ix = rng.integers(0, len(windows), size=batch_size)
+        ix = ix[self.ctx.rank :: self.ctx.world_size]  # each worker its own share of the global batch
+        w = windows[torch.from_numpy(ix)].to(self.ctx.device, non_blocking=True)
+        return w[:, :-1], w[:, 1:]
+
+    # Task protocol -------------------------------------------------------------
+    def weights(self):
+        return {"": self.model}
+
+    def state_dict(self):
+        return {"optimizer": self.opt.state_dict(), "data_rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state):
+        self.opt.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["data_rng"]
+
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg = self.ctx.config["train"]
+        lr = cosine_lr(step, lr=cfg.lr, min_lr=cfg.min_lr, warmup=cfg.warmup_steps, total=cfg.steps)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        total = 0.0
+        for _ in range(cfg.grad_accum):
+            x, y = self.batch(self.train_windows, self.rng, cfg.batch_size)
+            with self.ctx.autocast():
+                logits, _ = self.forward(x)
+                loss = self.loss(logits.reshape(-1, logits.size(-1)), y.reshape(-1)) / cfg.grad_accum
+            loss.backward()
+            total += loss.item()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return {"train_loss": total, "lr": lr, "tokens": cfg.batch_size * cfg.grad_accum * self.block}
+
+    @torch.no_grad()
+    def evaluate(self, step: int) -> dict[str, float]:
+        cfg = self.ctx.config["train"]
+        self.model.eval()
+        rng = np.random.default_rng(cfg.seed + 1)  # the same windows at every evaluation
+        losses = []
+        for _ in range(cfg.eval_batches):
+            x, y = self.batch(self.val_windows, rng, cfg.batch_size)
+            with self.ctx.autocast():
+                logits, _ = self.model(x)
+            losses.append(torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1)).item())
+        return {"val_loss": float(np.mean(losses))}
+
+    def on_eval(self, step: int) -> None:
+        pass
+
+
+def full_val_loss(model, windows_ids: np.ndarray, block: int, batch: int = 32) -> tuple[float, int]:
+    """Mean cross-entropy over the whole split in non-overlapping windows; returns (loss, tokens)."""
+    model.eval()
+    n = (len(windows_ids) - 1) // block
+    if n < 1:
+        raise DataError("the evaluation data is shorter than one context window")
+    ids = torch.from_numpy(windows_ids[: n * block + 1])
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for s in range(0, n, batch):
+            e = min(n, s + batch)
+            x = torch.stack([ids[i * block : (i + 1) * block] for i in range(s, e)])
+            y = torch.stack([ids[i * block + 1 : (i + 1) * block + 1] for i in range(s, e)])
+            logits, _ = model(x)
+            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
+            count += y.numel()
+    return total / count, count
+
+
+def bits_per_byte(loss: float, tokens: int, text_bytes: int) -> float:
+    return loss * tokens / max(1, text_bytes) / math.log(2)
