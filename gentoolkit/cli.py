@@ -32,6 +32,8 @@ class GentoolGroup(click.Group):
             return super().invoke(ctx)
         except GentoolError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(130) from None
 
 
 @click.group(cls=GentoolGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -154,7 +154,8 @@ def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
     last_eval: dict[str, float] = {}
     step = start_step
     window_t, window_tokens = time.perf_counter(), 0
-    try:
+    interrupted = _Interrupt()
+    with interrupted:
         while step < total:
             metrics = task.train_step(step)
             step += 1
@@ -175,22 +176,49 @@ def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
                 last_eval = task.evaluate(step)
                 if ctx.is_main:
                     run.append_metrics({"step": step, **{k: round(float(v), 6) for k, v in last_eval.items()}})
-            if step % cfg.eval_interval == 0 or step == total:
+            if step % cfg.eval_interval == 0 or step == total or interrupted.requested:
                 checkpoint(ctx, task, step)
                 window_t = time.perf_counter()  # throughput counts training time only
             bar.update(1)
-    except KeyboardInterrupt:
-        bar.close()
-        checkpoint(ctx, task, step)
-        if ctx.is_main:
-            print(
-                f"\nInterrupted at step {step}; state saved. Continue with: "
-                f"gentool train {ctx.spec.name} --resume --out {run.path}",
-                file=sys.stderr,
-            )
-        raise
+            if interrupted.requested and step < total:
+                bar.close()
+                if ctx.is_main:
+                    print(
+                        f"\nInterrupted at step {step}; state saved. Continue with: "
+                        f"gentool train {ctx.spec.name} --resume --out {run.path}",
+                        file=sys.stderr,
+                    )
+                raise KeyboardInterrupt
     bar.close()
     return last_eval
+
+
+class _Interrupt:
+    """First Ctrl-C: finish the current step, save, stop. A second one stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
 
 
 def checkpoint(ctx: Context, task: Task, step: int) -> None:

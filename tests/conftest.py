@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny real runs trained once per session, and CLI helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gentoolkit.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "gpt": ["model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32"],
+    "llama": ["model.n_layer=2", "model.n_head=4", "model.n_kv_head=2", "model.n_embd=32", "model.block_size=32"],
+}
+FAST_TRAIN = ["train.batch_size=8", "train.eval_interval=20", "train.eval_batches=2", "train.warmup_steps=5",
+              "train.log_interval=5", "train.lr=3e-3"]
+
+
+def run_cli(*args: str, env: dict | None = None):
+    """Invoke ``gentool`` in-process and return click's result."""
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=True)
+    return result
+
+
+def run_subprocess(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m gentoolkit ARGS`` in a fresh interpreter."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "gentoolkit", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=ROOT)
+
+
+def one_error_line(result) -> str:
+    """Assert the result is a user error: non-zero exit, a single 'Error:' line, no traceback."""
+    out = (result.output if hasattr(result, "output") else result.stdout + result.stderr)
+    code = result.exit_code if hasattr(result, "exit_code") else result.returncode
+    assert code != 0, out
+    assert "Traceback" not in out, out
+    errors = [line for line in out.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, out
+    return errors[0]
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    """About 60 kB of real English text from Python's own docs."""
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[k] for k in sorted(topics))[:60_000]
+    path = tmp_path_factory.mktemp("data") / "corpus.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def train_tiny(model: str, out: Path, corpus: Path, steps: int = 40, extra=()) -> Path:
+    args = ["train", model, "--data", str(corpus), "--out", str(out), "--steps", str(steps), "--device", "cpu"]
+    for s in TINY[model] + FAST_TRAIN + list(extra):
+        args += ["--set", s]
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def gpt_run(tmp_path_factory, corpus) -> Path:
+    return train_tiny("gpt", tmp_path_factory.mktemp("runs") / "gpt", corpus, steps=60)
+
+
+@pytest.fixture(scope="session")
+def llama_run(tmp_path_factory, corpus) -> Path:
+    return train_tiny("llama", tmp_path_factory.mktemp("runs") / "llama", corpus, steps=60)
