@@ -41,8 +41,9 @@ class GentoolGroup(click.Group):
 def cli():
     """gentoolkit: train small generative models and ship them as ONNX.
 
-    Two families are built in: autoregressive transformers (gpt, llama) and
-    GANs (gan, dcgan). Plugins add more. Start with 'gentool quickstart'.
+    Built in: autoregressive transformers (gpt, llama) with numpy samplers.
+    Plugins add model families, samplers, losses, datasets and commands; see
+    'gentool plugins'. Try: gentool train gpt, then gentool sample RUN.
     """
 
 
@@ -125,7 +126,7 @@ def plugins(as_json: bool):
 @click.option("--resume", is_flag=True, help="Continue the run in --out (also extends a finished run to more --steps).")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as TOML and exit.")
 def train(model, preset, config_file, sets, data, out, steps, seed, device, resume, print_config):
-    """Train MODEL (gpt, llama, gan, ...) into a run folder.
+    """Train MODEL (see 'gentool models') into a run folder.
 
     Ctrl-C saves the state first; continue with --resume --out RUN.
     """
@@ -170,7 +171,7 @@ def _unescape(texts):
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 def sample(path, prompt, max_new_tokens, num_samples, seed, greedy, temperature, top_k, top_p, min_p,
            repetition_penalty, stop, sampler, sampler_opt, truncation, out, device):
-    """Generate from a run folder (PyTorch) or an export folder (onnxruntime)."""
+    """Generate from a run folder, streaming text as it comes."""
     from .commands import sample_command
 
     sample_command(
@@ -196,7 +197,7 @@ def sample(path, prompt, max_new_tokens, num_samples, seed, greedy, temperature,
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 def eval_(run, data, as_json, device):
-    """Evaluate a run: validation loss, perplexity and bits per byte (GANs: mode metrics)."""
+    """Evaluate a run: validation loss, perplexity and bits per byte."""
     from .commands import eval_command
 
     eval_command(run, data=data, as_json=as_json, device=device)

@@ -10,13 +10,14 @@ one line that names the key. This module is torch-free.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import difflib
 import json
 import types
 import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping, Union
+from typing import Any, Literal, Union
 
 from .errors import ConfigError
 

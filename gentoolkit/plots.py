@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .files import atomic_path
 
@@ -40,4 +41,20 @@ def loss_curves(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str 
     ax.grid(alpha=0.3)
     if keys:
         ax.legend()
+    _save(fig, path)
+
+
+def distributions(panels: Sequence[tuple[str, Any]], labels: Sequence[str], path: str | Path, *, title: str = "") -> None:
+    """Bar charts of next-token probabilities, one panel per sampler setting (same tokens on each)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), sharey=True)
+    axes = list(axes) if len(panels) > 1 else [axes]
+    for ax, (name, probs) in zip(axes, panels):
+        ax.bar(range(len(labels)), probs, color="#4c72b0")
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=90, fontsize=7)
+        ax.set_title(name, fontsize=9)
+    axes[0].set_ylabel("probability")
+    if title:
+        fig.suptitle(title, fontsize=10)
     _save(fig, path)

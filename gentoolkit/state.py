@@ -45,9 +45,9 @@ def _unflatten(obj: Any, tensors: dict) -> Any:
 
 
 def save_state(prefix: str | Path, tree: dict) -> None:
-    from safetensors.torch import save_file
-
     import uuid
+
+    from safetensors.torch import save_file
 
     prefix = Path(prefix)
     tensors: dict = {}

@@ -18,7 +18,8 @@ row's tokens do not depend on the other rows; ``seed=None`` takes fresh entropy.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 

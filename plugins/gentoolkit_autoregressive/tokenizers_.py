@@ -11,7 +11,7 @@ All three add ``<|endoftext|>`` (between documents, and the end token) and
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -1,0 +1,59 @@
+"""Meta-tests in the spirit of datasette's: every hook and command is documented, and every hook is tested."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from gentoolkit import hookspecs
+from gentoolkit.cli import cli
+from gentoolkit.docgen import cli_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "gentoolkit_spec")]
+
+
+def test_hooks_are_found():
+    assert set(HOOKS) == {"register_models", "register_samplers", "register_losses", "register_datasets",
+                          "register_commands"}
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented_with_its_signature(hook):
+    fn = getattr(hookspecs, hook)
+    signature = f"def {hook}{inspect.signature(fn)}: ..."
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+    assert f"## {hook}\n" in docs
+    assert signature in docs, signature
+    assert fn.__doc__ and ":param" in fn.__doc__
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_exercised_by_a_test(hook):
+    sources = "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    assert re.search(rf"def {hook}\((self, )?(register|cli)\)", sources), f"no test implements {hook}"
+
+
+def test_cli_reference_is_current():
+    assert (ROOT / "docs" / "cli.md").read_text() == cli_markdown() + "\n", "run: python -m gentoolkit.docgen"
+
+
+def test_every_command_is_in_the_cli_reference():
+    ctx = click.Context(cli, info_name="gentool")
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    for name in cli.list_commands(ctx):
+        assert f"## gentool {name}\n" in docs
+
+
+def test_docs_pages_exist_and_are_in_the_nav():
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for page in ("index.md", "installation.md", "cli.md", "plugins.md", "architecture.md", "sampling.md",
+                 "configuration.md", "performance.md", "tutorials/train-a-language-model.md"):
+        assert (ROOT / "docs" / page).is_file(), page
+        assert page in nav, page
+    for img in re.findall(r"\]\((?:\.\./)?(img/[^)]+)\)", "".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))):
+        assert (ROOT / "docs" / img).is_file(), img

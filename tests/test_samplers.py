@@ -1,0 +1,174 @@
+"""Samplers: property tests over random logits, defined edge cases, latent samplers, and a plugin sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from gentoolkit import SamplerSpec, hookimpl
+from gentoolkit.plugins import get_plugin_manager
+from gentoolkit.sampling import make_sampler
+from gentoolkit_samplers.decoding import LogitsSampler, greedy, process_logits, softmax
+from gentoolkit_samplers.latent import LatentSampler, lerp, slerp
+
+from .conftest import one_error_line, run_cli
+
+# multiples of 1/8: exact in float32 and float64, so adding a shift cannot create ties by rounding
+finite = st.integers(-240, 240).map(lambda i: i / 8)
+
+
+@st.composite
+def logits_batches(draw):
+    b = draw(st.integers(1, 4))
+    v = draw(st.integers(1, 40))
+    x = draw(arrays(np.float32, (b, v), elements=finite))
+    # some -inf entries, never a whole row
+    holes = draw(arrays(np.bool_, (b, v)))
+    holes[:, 0] = False
+    return np.where(holes, -np.inf, x).astype(np.float32)
+
+
+options = st.fixed_dictionaries(
+    {
+        "temperature": st.floats(0.05, 5),
+        "top_k": st.integers(0, 50),
+        "top_p": st.floats(1e-4, 1.0),
+        "min_p": st.floats(0, 1),
+    }
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(logits_batches(), options, st.integers(-800, 800).map(lambda i: i / 8))
+def test_processors_properties(x, opts, shift):
+    out = process_logits(x, **opts)
+    assert not np.isnan(out).any()
+    p = softmax(out)
+    kept = p > 0
+    assert kept.any(axis=1).all()  # at least one token survives
+    assert np.isneginf(out[np.isneginf(x)]).all()  # excluded stays excluded
+    assert (kept[np.arange(len(x)), x.argmax(1)]).all()  # the most likely token is never removed
+    if opts["top_k"] > 0:
+        kth = np.sort(x, axis=1)[:, -min(opts["top_k"], x.shape[1])][:, None]
+        assert not (kept & (x < kth)).any()  # nothing below the k-th largest
+    pmax = softmax(x / opts["temperature"]).max(1, keepdims=True)
+    assert not (kept & (softmax(x / opts["temperature"]) < opts["min_p"] * pmax * (1 - 1e-9))).any()
+    shifted = softmax(process_logits(x.astype(np.float64) + shift, **opts))
+    np.testing.assert_allclose(shifted, p, atol=1e-9)  # invariant to adding a constant
+
+
+@settings(max_examples=100, deadline=None)
+@given(logits_batches())
+def test_greedy_is_argmax_and_temperature_zero_is_greedy(x):
+    assert (greedy(x) == x.argmax(1)).all()
+    rng = np.random.default_rng(0)
+    assert (LogitsSampler(temperature=0)(x, None, rng) == x.argmax(1)).all()
+    assert (LogitsSampler(greedy=True)(x) == x.argmax(1)).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(logits_batches(), options, st.integers(0, 2**31))
+def test_draws_only_kept_tokens_and_are_seeded(x, opts, seed):
+    s = LogitsSampler(**opts)
+    a = s(x, None, np.random.default_rng(seed))
+    b = s(x, None, np.random.default_rng(seed))
+    assert (a == b).all()
+    assert (s.probs(x)[np.arange(len(x)), a] > 0).all()
+
+
+def test_edge_cases():
+    x = np.array([[1.0, 3.0, 2.0, 3.0]])
+    assert np.isfinite(process_logits(x, top_k=100)).all()  # k larger than the vocabulary
+    assert np.isfinite(process_logits(x, top_k=0)).all()
+    assert np.isfinite(process_logits(x, top_p=1.0)).all()
+    tiny = process_logits(x, top_p=1e-9)
+    assert np.isfinite(tiny).sum() == 1 and np.isfinite(tiny[0, 1])  # only the first of the tied best
+    assert np.isfinite(process_logits(x, top_k=1)).sum() == 2  # ties with the k-th are kept
+    eq = np.zeros((2, 5))
+    np.testing.assert_allclose(softmax(process_logits(eq, top_k=2)), 0.2)  # all equal: all tied with the k-th
+    # top-p breaks ties by token id: the lowest ids until the mass is reached
+    np.testing.assert_allclose(softmax(process_logits(eq, top_p=0.5))[0], [1 / 3, 1 / 3, 1 / 3, 0, 0])
+    assert greedy(eq).tolist() == [0, 0]  # greedy ties: lowest id
+    hist = np.array([[1]])
+    pen = process_logits(np.array([[1.0, 2.0, -1.0]]), repetition_penalty=2.0, history=hist)
+    assert pen[0, 1] == 1.0
+    assert process_logits(np.array([[1.0, -2.0]]), repetition_penalty=2.0, history=np.array([[1]]))[0, 1] == -4.0
+    with pytest.raises(ValueError, match="NaN"):
+        process_logits(np.array([[np.nan, 1.0]]))
+    with pytest.raises(ValueError, match="finite"):
+        process_logits(np.array([[-np.inf, -np.inf]]))
+    with pytest.raises(ValueError, match="top_p"):
+        LogitsSampler(top_p=0)
+
+
+def test_same_seed_same_draws_on_float32_or_float64_logits():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 1000)).astype(np.float32)
+    s = LogitsSampler(temperature=0.9, top_p=0.9)
+    a = [s(x, None, np.random.default_rng(7)).tolist() for _ in range(3)]
+    b = s(x.astype(np.float64), None, np.random.default_rng(7)).tolist()
+    assert a[0] == a[1] == a[2] == b
+
+
+def test_latent_samplers():
+    rng = lambda: np.random.default_rng(5)  # noqa: E731
+    z = LatentSampler("normal")(1000, 8, rng())
+    assert z.shape == (1000, 8) and z.dtype == np.float32 and abs(z.std() - 1) < 0.05
+    u = LatentSampler("uniform")(1000, 8, rng())
+    assert u.min() >= -1 and u.max() <= 1
+    t = LatentSampler("truncated", 0.5)(1000, 8, rng())
+    assert np.abs(t).max() <= 0.5
+    assert (LatentSampler("truncated", 0.5)(10, 3, rng()) == LatentSampler("truncated", 0.5)(10, 3, rng())).all()
+    a, b = np.ones(4, np.float32), -np.ones(4, np.float32)
+    np.testing.assert_allclose(lerp(a, b, [0, 0.5, 1]), [a, np.zeros(4), b], atol=1e-7)
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    mid = slerp(a, b, [0.5])[0]
+    np.testing.assert_allclose(np.linalg.norm(mid), 1.0, atol=1e-6)  # stays on the sphere
+    np.testing.assert_allclose(slerp(a, a, [0.3])[0], a, atol=1e-7)
+
+
+def test_make_sampler_uses_defaults_flags_and_plugin_options():
+    s = make_sampler("logits", defaults={"temperature": 0.8, "top_p": 0.95}, options={"top_k": 5, "temperature": None})
+    assert s == LogitsSampler(temperature=0.8, top_p=0.95, top_k=5)
+    assert make_sampler("logits", greedy=True, defaults={"temperature": 0.8}).is_greedy
+    assert make_sampler("latent", options={"truncation": 0.7}) == LatentSampler("truncated", 0.7)
+    from gentoolkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="latent sampler"):
+        make_sampler("logits", name="normal")
+    with pytest.raises(ConfigError, match="no option 'bogus'"):
+        make_sampler("logits", sampler_opts=["bogus=1"])
+
+
+class ConstantSampler:
+    """Always emits one fixed token id (a real, if silly, decoding strategy)."""
+
+    def __init__(self, token: int = 0):
+        self.token = token
+
+    def __call__(self, logits, history=None, rng=None):
+        return np.full(logits.shape[0], self.token, dtype=np.int64)
+
+
+class ThrowawaySamplerPlugin:
+    @hookimpl
+    def register_samplers(self, register):
+        register(SamplerSpec(name="constant", kind="logits", description="Always one token.",
+                             factory=ConstantSampler, options={"token": int}))
+
+
+def test_plugin_sampler_through_gentool_sample(gpt_run):
+    pm = get_plugin_manager()
+    pm.register(ThrowawaySamplerPlugin(), name="throwaway-sampler")
+    try:
+        r = run_cli("sample", str(gpt_run), "-p", "go", "--sampler", "constant", "--sampler-opt", "token=120",
+                    "--max-new-tokens", "7")
+        assert r.exit_code == 0, r.output
+        assert r.output == "go" + "x" * 7 + "\n"  # byte tokenizer: id 120 is 'x'
+        one_error_line(run_cli("sample", str(gpt_run), "--sampler", "constant", "--sampler-opt", "token=abc"))
+    finally:
+        pm.unregister(name="throwaway-sampler")
+    one_error_line(run_cli("sample", str(gpt_run), "--sampler", "constant"))
