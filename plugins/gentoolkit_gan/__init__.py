@@ -1,0 +1,1 @@
+"""Built-in GAN family: MLP and DCGAN generators and discriminators, losses, mode-collapse metrics."""

@@ -1,0 +1,117 @@
+"""GAN data: generated Gaussian mixtures, scikit-learn's digits, image folders, .npy/.csv vectors.
+
+Nothing is downloaded. Every loader returns a :class:`Samples`: the array, its
+kind, its value range and, for the mixtures, the true modes (for the PacGAN metrics).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gentoolkit.errors import DataError
+
+
+@dataclass
+class Samples:
+    x: np.ndarray  # float32: (N, d) vectors or (N, C, H, W) images
+    kind: str  # "vectors" or "images"
+    name: str
+    low: float | None = None  # value range (images)
+    high: float | None = None
+    modes: np.ndarray | None = None  # (K, d) mixture centres
+    mode_std: float | None = None
+    labels: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _mixture(centers: np.ndarray, std: float, n: int, seed: int, name: str) -> Samples:
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(centers), size=n)
+    x = centers[idx] + std * rng.standard_normal((n, 2))
+    return Samples(x.astype(np.float32), "vectors", name, modes=centers.astype(np.float32), mode_std=std, labels=idx)
+
+
+def ring_modes() -> np.ndarray:
+    angles = 2 * np.pi * np.arange(8) / 8
+    return np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def grid_modes() -> np.ndarray:
+    g = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
+    return np.array([(a, b) for a in g for b in g])
+
+
+def ring(n_samples: int = 50_000, seed: int = 0) -> Samples:
+    """8 Gaussians on a circle of radius 1, std 0.01, equal weights (PacGAN's 2D-ring)."""
+    return _mixture(ring_modes(), 0.01, n_samples, seed, "ring")
+
+
+def grid(n_samples: int = 50_000, seed: int = 0) -> Samples:
+    """25 Gaussians at {-4,-2,0,2,4}^2, std 0.05, equal weights (PacGAN's 2D-grid)."""
+    return _mixture(grid_modes(), 0.05, n_samples, seed, "grid")
+
+
+def digits(**_) -> Samples:
+    """scikit-learn's 1,797 handwritten digits, 8x8, values 0..16 (shipped with the package)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return Samples(d.images[:, None].astype(np.float32), "images", "digits", low=0.0, high=16.0, labels=d.target)
+
+
+def image_folder(path: Path, size: int = 32, channels: int | None = None) -> Samples:
+    from PIL import Image
+
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not files:
+        raise DataError(f"folder {str(path)!r} has no PNG or JPEG images")
+    arrays = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im = im.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BICUBIC)
+                a = np.asarray(im, dtype=np.float32) / 255.0
+        except OSError as exc:
+            raise DataError(f"cannot read image {str(f)!r}: {exc}") from None
+        arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+    return Samples(np.stack(arrays), "images", path.name, low=0.0, high=1.0)
+
+
+def vectors_file(path: Path) -> Samples:
+    try:
+        if path.suffix == ".npy":
+            x = np.load(path, allow_pickle=False)
+        else:
+            x = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise DataError(f"cannot read {str(path)!r} as numbers: {exc}") from None
+    if x.ndim != 2 or len(x) < 2 or not np.isfinite(x).all():
+        raise DataError(f"{str(path)!r} must hold a finite 2-D array (rows x features), got shape {x.shape}")
+    return Samples(x.astype(np.float32), "vectors", path.stem)
+
+
+def load(source: str | None, *, n_samples: int = 50_000, image_size: int | None = None,
+         channels: int | None = None) -> Samples:
+    """Resolve ``data.path``: a registered dataset, an image folder, or a .npy/.csv file."""
+    from gentoolkit import get_registries
+    from gentoolkit.registry import resolve
+
+    source = source or "ring"
+    path = Path(source)
+    if path.is_dir():
+        return image_folder(path, image_size or 32, channels)
+    if path.is_file():
+        if path.suffix.lower() not in (".npy", ".csv"):
+            raise DataError(f"{source!r}: GAN data files must be .npy or .csv (or give an image folder)")
+        return vectors_file(path)
+    datasets = get_registries().datasets
+    if source not in datasets:
+        names = ", ".join(s.name for s in datasets if s.kind in ("vectors", "images")) or "none"
+        raise DataError(f"--data {source!r} is neither a file, a folder nor a dataset; vector/image datasets: {names}")
+    spec = datasets.get(source)
+    if spec.kind not in ("vectors", "images"):
+        raise DataError(f"dataset {source!r} holds {spec.kind}; GANs need vectors or images")
+    return resolve(spec.load)(n_samples=n_samples)

@@ -1,0 +1,55 @@
+"""Entry point of the built-in GAN family (``gentoolkit`` group, name ``gan``). Torch-free."""
+
+from gentoolkit import DatasetSpec, LossSpec, ModelSpec, hookimpl
+
+from .config import DCGAN_PRESETS, GAN_PRESETS, SECTIONS, DCGANConfig, GANConfig
+
+_P = "gentoolkit_gan"
+
+
+@hookimpl
+def register_models(register):
+    for name, cfg, presets, desc in (
+        ("gan", GANConfig, GAN_PRESETS, "MLP generator and discriminator for vectors (2-D points, tabular rows)."),
+        ("dcgan", DCGANConfig, DCGAN_PRESETS, "Convolutional GAN for 8-64 pixel images (1 or 3 channels)."),
+    ):
+        register(
+            ModelSpec(
+                name=name,
+                family="gan",
+                description=desc,
+                config=cfg,
+                sections=SECTIONS,
+                presets=presets,
+                default_preset="default",
+                build=f"{_P}.models:build",
+                trainer=f"{_P}.task:GANTask",
+                sample=f"{_P}.sample:sample",
+                evaluate=f"{_P}.sample:evaluate",
+            )
+        )
+
+
+_LOSSES = [
+    ("minimax", "MINIMAX", "The original minimax game, with the saturating generator loss log(1 - D(G(z)))."),
+    ("non-saturating", "NON_SATURATING", "Minimax for D; G maximizes log D(G(z)) (the default)."),
+    ("wgan-gp", "WGAN_GP", "Wasserstein critic with gradient penalty (loss.gp_weight)."),
+    ("hinge", "HINGE", "Hinge loss for D, -D(G(z)) for G."),
+    ("lsgan", "LSGAN", "Least squares (targets 1 for real, 0 for fake)."),
+]
+
+
+@hookimpl
+def register_losses(register):
+    for name, attr, desc in _LOSSES:
+        register(LossSpec(name=name, family="gan", description=desc, impl=f"{_P}.losses:{attr}"))
+
+
+@hookimpl
+def register_datasets(register):
+    register(DatasetSpec(name="ring", kind="vectors", load=f"{_P}.data:ring",
+                         description="8 Gaussians on a circle of radius 1, std 0.01 (PacGAN's 2D-ring)."))
+    register(DatasetSpec(name="grid", kind="vectors", load=f"{_P}.data:grid",
+                         description="25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (PacGAN's 2D-grid)."))
+    register(DatasetSpec(name="digits", kind="images", load=f"{_P}.data:digits",
+                         description="scikit-learn's 1,797 handwritten digits, 8x8, values 0..16."))

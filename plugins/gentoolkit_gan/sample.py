@@ -1,0 +1,98 @@
+"""Sampling and evaluation from a GAN run folder (PyTorch)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gentoolkit import get_model
+from gentoolkit.config import build as build_config
+from gentoolkit.errors import GentoolError
+from gentoolkit.run import WEIGHTS, Run
+from gentoolkit.training import load_weights
+
+from .models import build
+
+
+def load_generator(run: Run, device: str = "cpu"):
+    """The moving-average generator of a run, rebuilt from config.json alone; returns (G, config tree)."""
+    run.require(WEIGHTS)
+    spec = get_model(run.model_name)
+    tree = build_config({"model": spec.config, **spec.sections}, run.config)
+    G, _ = build(tree["model"])
+    load_weights(run.file(WEIGHTS), {"G_ema": G})
+    return G.to(device).eval(), tree
+
+
+def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None) -> None:
+    """Write samples by the extension of ``out`` (.png grid or scatter, .csv, .npy); CSV to stdout without one."""
+    from gentoolkit.files import atomic_path
+
+    if out is None:
+        if x.ndim != 2:
+            raise GentoolError("image samples need --out FILE.png (or .npy)")
+        np.savetxt(sys.stdout, x, delimiter=",", fmt="%.6g")
+        return
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, x, allow_pickle=False)
+    elif suffix == ".csv":
+        if x.ndim != 2:
+            raise GentoolError("CSV holds vectors; write images as .png or .npy")
+        with atomic_path(path) as tmp:
+            np.savetxt(tmp, x, delimiter=",", fmt="%.6g")
+    elif suffix == ".png":
+        from gentoolkit.plots import image_grid, scatter
+
+        if x.ndim == 4:
+            image_grid(x, path, low=low if low is not None else 0.0, high=high if high is not None else 1.0)
+        elif x.shape[1] >= 2:
+            scatter(x, x[:0], path, title=f"{len(x)} samples")
+        else:
+            raise GentoolError("1-D samples cannot be drawn; write .csv or .npy")
+    else:
+        raise GentoolError(f"--out {out!r}: use a .png, .csv or .npy file name")
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def generate(G, sampler, n: int, seed, device="cpu") -> np.ndarray:
+    z = sampler(n, G_z_dim(G), np.random.default_rng(seed))
+    with torch.no_grad():
+        return G(torch.from_numpy(z).to(device)).cpu().numpy()
+
+
+def G_z_dim(G) -> int:
+    return G.z_dim if hasattr(G, "z_dim") else G.net[0].in_features
+
+
+def sample(run: Run, *, n: int, sampler, seed, out=None, device="cpu") -> np.ndarray:
+    """Registered as the model's ``sample`` entry."""
+    G, _ = load_generator(run, device)
+    x = generate(G, sampler, n, seed, device)
+    low = float(G.low) if hasattr(G, "low") else None
+    high = float(G.high) if hasattr(G, "high") else None
+    save_samples(x, out, low=low, high=high)
+    return x
+
+
+def evaluate(run: Run, *, data: str | None = None, device: str = "cpu", seed: int = 0) -> dict:
+    """Registered as the model's ``evaluate`` entry: mode metrics on 2,500 (mixtures) or 10,000 (digits) samples."""
+    from .task import measure, prepare
+
+    G, tree = load_generator(run, device)
+    if data is not None:
+        import dataclasses
+
+        tree["data"] = dataclasses.replace(tree["data"], path=data)
+    _, samples = prepare(dict(tree))
+    n = 10_000 if samples.name == "digits" else 2_500
+    from gentoolkit_samplers.latent import LatentSampler
+
+    x = generate(G, LatentSampler("normal"), n, seed, device)
+    return {"data": samples.name, "samples": n, **measure(samples, x)}

@@ -1,0 +1,215 @@
+"""Training task of the GAN family, driven by the host's loop (gentoolkit.training)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import torch
+
+from gentoolkit import get_loss
+from gentoolkit.errors import ConfigError, DataError
+from gentoolkit.registry import resolve
+from gentoolkit.training import Context, cosine_lr
+
+from .config import DCGANConfig
+from .data import Samples, load
+from .losses import gradient_penalty, r1_penalty
+from .metrics import digits_metrics, diversity, mixture_metrics
+from .models import build
+
+
+def prepare(config: dict, *, resume_model=None) -> tuple[object, Samples]:
+    """Load the data and fill the model keys the data decides (data_dim, image_size, channels)."""
+    mcfg = config["model"]
+    is_conv = isinstance(mcfg, DCGANConfig)
+    data = load(config["data"].path, n_samples=config["data"].n_samples,
+                image_size=getattr(mcfg, "image_size", None), channels=getattr(mcfg, "channels", None))
+    if is_conv and data.kind != "images":
+        raise DataError(f"dcgan needs images, but {data.name!r} holds vectors; use 'gan' for vectors")
+    if not is_conv and data.kind != "vectors":
+        raise DataError(f"gan needs vectors, but {data.name!r} holds images; use 'dcgan' for images")
+    if is_conv:
+        size = mcfg.image_size or data.x.shape[-1]
+        if size not in (8, 16, 32, 64):
+            raise DataError(f"images are {data.x.shape[-1]} pixels; set model.image_size to 8, 16, 32 or 64")
+        if data.x.shape[-1] != size:
+            import torch.nn.functional as F
+
+            data.x = F.interpolate(torch.from_numpy(data.x), size=(size, size), mode="bilinear",
+                                   align_corners=False).numpy()
+        channels = mcfg.channels or data.x.shape[1]
+        if channels != data.x.shape[1]:
+            raise ConfigError(f"model.channels={channels} but the images have {data.x.shape[1]} channel(s)")
+        mcfg = dataclasses.replace(mcfg, image_size=size, channels=channels)
+    else:
+        mcfg = dataclasses.replace(mcfg, data_dim=int(data.x.shape[1]))
+    config["model"] = mcfg
+    return mcfg, data
+
+
+def gan_loss(config):
+    spec = get_loss(config["loss"].name)
+    if spec.family != "gan":
+        raise ConfigError(f"loss {spec.name!r} is for {spec.family} models; GAN losses: see 'gentool losses'")
+    return resolve(spec.impl)
+
+
+class GANTask:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        cfg = ctx.config
+        train = cfg["train"]
+        mcfg, self.data = prepare(cfg)
+        if train.batch_size % mcfg.pack:
+            raise ConfigError(f"train.batch_size ({train.batch_size}) must be a multiple of model.pack ({mcfg.pack})")
+        self.cfg = mcfg
+        low, high = self.data.low or 0.0, self.data.high or 1.0
+        G, D = build(mcfg, low, high)
+        if self.data.kind == "vectors":
+            mean = torch.from_numpy(self.data.x.mean(0))
+            std = torch.from_numpy(self.data.x.std(0)).clamp_min(1e-6)
+            for m in (G, D):
+                m.mean.copy_(mean)
+                m.std.copy_(std)
+        dev = ctx.device
+        self.G, self.D = G.to(dev), D.to(dev)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2))
+        self.loss = gan_loss(cfg)
+        self.rng = np.random.default_rng(train.seed)
+        self.x = torch.from_numpy(self.data.x)
+        self.collapsed = False
+        probe = np.random.default_rng(train.seed + 2)
+        self.z_probe = torch.from_numpy(probe.standard_normal((256, mcfg.z_dim)).astype(np.float32)).to(dev)
+        self.real_probe = self.data.x[probe.choice(len(self.data.x), size=min(256, len(self.data.x)), replace=False)]
+
+    def batch(self) -> torch.Tensor:
+        n = self.ctx.config["train"].batch_size
+        ix = self.rng.integers(0, len(self.x), size=n)[self.ctx.rank :: self.ctx.world_size]
+        return self.x[torch.from_numpy(ix)].to(self.ctx.device)
+
+    def z(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.cfg.z_dim, device=self.ctx.device)
+
+    # Task protocol -------------------------------------------------------------
+    def weights(self):
+        return {"G_ema": self.G_ema, "G": self.G, "D": self.D}
+
+    def state_dict(self):
+        return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "data_rng": self.rng.bit_generator.state, "collapsed": self.collapsed}
+
+    def load_state_dict(self, state):
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.rng.bit_generator.state = state["data_rng"]
+        self.collapsed = bool(state.get("collapsed", False))
+
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg = self.ctx.config
+        train, lcfg = cfg["train"], cfg["loss"]
+        self.G.train()
+        self.D.train()
+        if train.lr_decay:
+            for opt, lr in ((self.opt_g, train.lr_g), (self.opt_d, train.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = cosine_lr(step, lr=lr, min_lr=0.1 * lr, warmup=0, total=train.steps)
+        for _ in range(train.n_critic):
+            real = self.batch()
+            with torch.no_grad():
+                fake = self.G(self.z(len(real)))
+            loss_d = self.loss.dis(self.D(real), self.D(fake))
+            if self.loss.gradient_penalty:
+                loss_d = loss_d + lcfg.gp_weight * gradient_penalty(self.D, real, fake)
+            if lcfg.r1 > 0:
+                loss_d = loss_d + 0.5 * lcfg.r1 * r1_penalty(self.D, real)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+        fake = self.G(self.z(len(real)))
+        loss_g = self.loss.gen(self.D(fake))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self._update_ema()
+        out = {"d_loss": loss_d.item(), "g_loss": loss_g.item()}
+        if (step + 1) % train.log_interval == 0:
+            out["diversity"] = self._check_diversity(step + 1)
+        return out
+
+    @torch.no_grad()
+    def _update_ema(self):
+        decay = self.cfg.ema
+        if decay == 0:
+            self.G_ema.load_state_dict(self.G.state_dict())
+            return
+        for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            pe.lerp_(p, 1 - decay)
+        for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            be.copy_(b)
+
+    @torch.no_grad()
+    def _check_diversity(self, step: int) -> float:
+        div = diversity(self.G_ema(self.z_probe).cpu().numpy(), self.real_probe, n=256)
+        threshold = self.ctx.config["train"].alarm_diversity
+        if div < threshold and not self.collapsed:
+            self.collapsed = True
+            self.ctx.alarm(step, f"mode collapse suspected: diversity {div:.3f} < {threshold} (generated spread / real spread)")
+        elif div >= threshold and self.collapsed:
+            self.collapsed = False
+            self.ctx.alarm(step, f"diversity recovered to {div:.3f}")
+        return div
+
+    @torch.no_grad()
+    def generate(self, n: int, seed: int) -> np.ndarray:
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        z = torch.randn(n, self.cfg.z_dim, generator=g).to(self.ctx.device)
+        return torch.cat([self.G_ema(z[i : i + 1000]) for i in range(0, n, 1000)]).cpu().numpy()
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        train = self.ctx.config["train"]
+        samples = self.generate(train.eval_samples, train.seed + 3)
+        metrics = measure(self.data, samples)
+        frac = metric_coverage(metrics)
+        if frac is not None and frac < train.alarm_coverage:
+            self.ctx.alarm(step, f"mode collapse: only {frac:.0%} of the modes/classes captured")
+        self._last_samples = samples
+        return {k: v for k, v in metrics.items() if not k.endswith("_total") and k != "classifier_accuracy"}
+
+    def on_eval(self, step: int) -> None:
+        samples = getattr(self, "_last_samples", None)
+        if samples is None:
+            samples = self.generate(self.ctx.config["train"].eval_samples, self.ctx.config["train"].seed + 3)
+        draw(self.data, samples, self.ctx.run.file("samples.png"), title=f"{self.ctx.spec.name}, step {step}")
+
+
+def measure(data: Samples, samples: np.ndarray) -> dict:
+    """The metrics that fit the data: PacGAN for mixtures, the classifier for digits, diversity always."""
+    out: dict = {}
+    if data.modes is not None:
+        out.update(mixture_metrics(samples, data.modes, data.mode_std))
+    elif data.name == "digits":
+        out.update(digits_metrics(samples))
+    out["diversity"] = diversity(samples, data.x)
+    return out
+
+
+def metric_coverage(m: dict) -> float | None:
+    if "modes" in m:
+        return m["modes"] / m["modes_total"]
+    if "classes" in m:
+        return m["classes"] / m["classes_total"]
+    return None
+
+
+def draw(data: Samples, samples: np.ndarray, path, title: str = "") -> None:
+    from gentoolkit.plots import image_grid, scatter
+
+    if data.kind == "images":
+        image_grid(samples[:64], path, low=data.low, high=data.high, title=title)
+    elif samples.shape[1] >= 2:
+        real = data.x[np.random.default_rng(0).choice(len(data.x), size=min(2500, len(data.x)), replace=False)]
+        scatter(real, samples, path, title=title, modes=data.modes)

@@ -1,0 +1,184 @@
+"""The GAN family on tiny real models: every loss and both models train, metrics on known answers, the alarm."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gentoolkit import get_model
+from gentoolkit.config import build as build_config
+from gentoolkit.run import Run
+from gentoolkit.training import Context
+from gentoolkit_gan.config import DCGANConfig, GANConfig
+from gentoolkit_gan.data import grid_modes, ring_modes
+from gentoolkit_gan.metrics import diversity, digits_metrics, mixture_metrics
+from gentoolkit_gan.models import build
+from gentoolkit_gan.task import GANTask
+
+from .conftest import one_error_line, run_cli
+
+LOSSES = ["minimax", "non-saturating", "wgan-gp", "hinge", "lsgan"]
+TINY_GAN = ["--preset", "tiny", "--steps", "12", "--set", "train.eval_interval=6", "--set", "train.log_interval=3",
+            "--set", "data.n_samples=512", "--set", "train.eval_samples=200"]
+TINY_DCGAN = ["--preset", "tiny", "--steps", "4", "--set", "train.eval_interval=4", "--set", "train.log_interval=2",
+              "--set", "train.batch_size=8", "--set", "train.eval_samples=64"]
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_gan_trains_with_every_loss(loss, tmp_path):
+    out = tmp_path / loss
+    r = run_cli("train", "gan", "--data", "ring", "--out", str(out), *TINY_GAN, "--set", f"loss.name={loss}",
+                "--set", "model.pack=2", "--set", "loss.r1=0.5")
+    assert r.exit_code == 0, r.output
+    rows = Run.open(out).read_metrics()
+    assert all(math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"]) for row in rows if "d_loss" in row)
+    assert {"modes", "high_quality", "reverse_kl", "diversity"} <= set(rows[-1])
+    assert (out / "samples.png").read_bytes()[:4] == b"\x89PNG" and (out / "loss.png").exists()
+
+
+@pytest.mark.parametrize("loss", ["non-saturating", "wgan-gp"])
+def test_dcgan_trains_on_digits(loss, tmp_path):
+    out = tmp_path / loss
+    r = run_cli("train", "dcgan", "--out", str(out), *TINY_DCGAN, "--set", f"loss.name={loss}")
+    assert r.exit_code == 0, r.output
+    last = Run.open(out).read_metrics()[-1]
+    assert math.isfinite(last["d_loss"]) and 0 <= last["classes"] <= 10
+    cfg = json.loads((out / "config.json").read_text())["config"]["model"]
+    assert cfg["image_size"] == 8 and cfg["channels"] == 1
+    r = run_cli("sample", str(out), "-n", "6", "-o", str(tmp_path / "d.npy"), "--seed", "1")
+    assert r.exit_code == 0, r.output
+    x = np.load(tmp_path / "d.npy")
+    assert x.shape == (6, 1, 8, 8) and x.min() >= 0 and x.max() <= 16  # the data's own range
+
+
+@pytest.mark.parametrize("size", [8, 16, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_shapes(size, channels):
+    cfg = DCGANConfig(image_size=size, channels=channels, width=32, z_dim=8, pack=2)
+    G, D = build(cfg, 0.0, 1.0)
+    x = G(torch.randn(4, 8))
+    assert x.shape == (4, channels, size, size) and 0 <= x.min() and x.max() <= 1
+    assert D(x).shape == (2, 1)  # packed in pairs
+
+
+def test_packing_and_ranges_for_vectors():
+    G, D = build(GANConfig(data_dim=5, pack=3, hidden=16), 0, 1)
+    assert G(torch.randn(6, 16)).shape == (6, 5) and D(torch.randn(6, 5)).shape == (2, 1)
+
+
+def test_mixture_metrics_on_known_answers():
+    modes = ring_modes()
+    everywhere = np.repeat(modes, 100, axis=0)
+    m = mixture_metrics(everywhere, modes, 0.01)
+    assert m == {"modes": 8, "modes_total": 8, "high_quality": 100.0, "reverse_kl": 0.0}
+    one = np.repeat(modes[:1], 500, axis=0)
+    m = mixture_metrics(one, modes, 0.01)
+    assert m["modes"] == 1 and m["high_quality"] == 100.0 and m["reverse_kl"] == pytest.approx(math.log(8))
+    far = np.full((300, 2), 10.0)
+    m = mixture_metrics(far, modes, 0.01)
+    assert m["modes"] == 0 and m["high_quality"] == 0.0
+    # just inside and just outside 3 std
+    near = modes[:1] + np.array([[0.029, 0.0], [0.031, 0.0]])
+    assert mixture_metrics(near, modes, 0.01)["high_quality"] == 50.0
+    g = grid_modes()
+    half = np.repeat(g[:12], 10, axis=0)
+    m = mixture_metrics(half, g, 0.05)
+    assert m["modes"] == 12 and m["reverse_kl"] == pytest.approx(math.log(25 / 12))
+
+
+def test_diversity_flags_collapse():
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((1000, 2))
+    assert diversity(rng.standard_normal((1000, 2)), real) == pytest.approx(1.0, abs=0.1)
+    assert diversity(np.zeros((1000, 2)), real) == 0.0
+
+
+def test_digits_metrics_on_real_and_collapsed_digits():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    real = digits_metrics(d.images[:, None])
+    assert real["classifier_accuracy"] >= 0.97
+    assert real["classes"] == 10 and real["class_kl"] < 0.01 and real["confidence"] > 0.9
+    assert real["classifier_frechet"] < 1.0
+    sevens = d.images[d.target == 7][:, None]
+    col = digits_metrics(np.repeat(sevens, 5, axis=0))
+    assert col["classes"] == 1 and col["class_kl"] == pytest.approx(math.log(10), abs=0.01)
+    assert col["classifier_frechet"] > 10 * max(real["classifier_frechet"], 1e-3)
+
+
+def test_alarm_fires_on_a_generator_that_outputs_one_point(tmp_path):
+    spec = get_model("gan")
+    tree = build_config({"model": spec.config, **spec.sections}, spec.presets["tiny"],
+                        sets=["data.n_samples=512", "train.eval_samples=300"])
+    ctx = Context(spec=spec, config=dict(tree), run=Run(tmp_path), device=torch.device("cpu"))
+    task = GANTask(ctx)
+    with torch.no_grad():
+        last = task.G_ema.net[-1]
+        last.weight.zero_()  # every z now maps to one point
+    assert task._check_diversity(10) == 0.0
+    metrics = task.evaluate(10)
+    assert metrics["modes"] <= 1
+    assert any("step 10" in a and "mode collapse" in a for a in ctx.alarms), ctx.alarms
+    assert sum("diversity" in a for a in ctx.alarms) == 1
+
+
+def test_sampling_and_eval_from_a_run(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("train", "gan", "--data", "grid", "--out", str(out), *TINY_GAN).exit_code == 0
+    a = run_cli("sample", str(out), "-n", "5", "--seed", "2")
+    b = run_cli("sample", str(out), "-n", "5", "--seed", "2")
+    assert a.exit_code == 0 and a.output == b.output and len(a.output.strip().splitlines()) == 5
+    t = run_cli("sample", str(out), "-n", "2000", "--seed", "2", "--truncation", "0.5", "-o", str(tmp_path / "t.csv"))
+    assert t.exit_code == 0
+    assert np.loadtxt(tmp_path / "t.csv", delimiter=",").shape == (2000, 2)
+    assert run_cli("sample", str(out), "-n", "50", "-o", str(tmp_path / "s.png")).exit_code == 0
+    res = json.loads(run_cli("eval", str(out), "--json").output)
+    assert res["data"] == "grid" and res["samples"] == 2500 and res["modes_total"] == 25
+
+
+def test_gan_user_errors(tmp_path):
+    txt = tmp_path / "x.txt"
+    txt.write_text("hello")
+    csv = tmp_path / "bad.csv"
+    csv.write_text("1,2\n3\n")
+    cases = [
+        (["train", "dcgan", "--data", "ring", "--out", str(tmp_path / "a")], "dcgan needs images"),
+        (["train", "gan", "--data", "digits", "--out", str(tmp_path / "b")], "gan needs vectors"),
+        (["train", "gan", "--data", str(txt), "--out", str(tmp_path / "c")], "must be .npy or .csv"),
+        (["train", "gan", "--data", str(csv), "--out", str(tmp_path / "d")], "cannot read"),
+        (["train", "gan", "--set", "model.pack=3", "--set", "train.batch_size=64", "--out", str(tmp_path / "e")],
+         "multiple of model.pack"),
+        (["train", "gan", "--set", "model.pack=9"], "model.pack must be 1..4"),
+        (["train", "gan", "--set", "loss.name=cross-entropy", "--out", str(tmp_path / "f")], "for autoregressive"),
+        (["train", "dcgan", "--set", "model.image_size=12"], "8, 16, 32 or 64"),
+    ]
+    for args, part in cases:
+        line = one_error_line(run_cli(*args))
+        assert part in line, (args, line)
+
+
+def test_vectors_from_csv_and_image_folders(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    np.savetxt(tmp_path / "v.csv", rng.standard_normal((64, 3)) * 5 + 10, delimiter=",")
+    out = tmp_path / "csvrun"
+    r = run_cli("train", "gan", "--data", str(tmp_path / "v.csv"), "--out", str(out), *TINY_GAN,
+                "--set", "train.batch_size=16")
+    assert r.exit_code == 0, r.output
+    x = np.array([[float(v) for v in line.split(",")] for line in run_cli("sample", str(out), "-n", "3").output.split()])
+    assert x.shape == (3, 3)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(8):
+        Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    out = tmp_path / "imgrun"
+    r = run_cli("train", "dcgan", "--data", str(folder), "--out", str(out), *TINY_DCGAN, "--set", "model.image_size=16")
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((out / "config.json").read_text())["config"]["model"]
+    assert cfg["image_size"] == 16 and cfg["channels"] == 3
