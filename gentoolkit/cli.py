@@ -203,6 +203,22 @@ def eval_(run, data, as_json, device):
     eval_command(run, data=data, as_json=as_json, device=device)
 
 
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(), help="Folder to write (replaced atomically).")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
+@click.option("--atol", type=float, help="Largest allowed difference from PyTorch (default 1e-4 fp32, 5e-2 fp16, 1.0 int8).")
+@click.option("--dtype", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
+@click.option("--quantize", type=click.Choice(["int8"]), help="Dynamic int8 quantization of the weights.")
+@click.option("--optimize/--no-optimize", default=True, show_default=True, help="onnxruntime's portable graph optimizations.")
+@click.option("--no-validate", is_flag=True, help="Skip onnx.checker and the parity check against PyTorch.")
+def export(run, out, opset, atol, dtype, quantize, optimize, no_validate):
+    """Export a run to a validated ONNX folder (model.onnx, gentoolkit.json, ...)."""
+    from .export import main_cli
+
+    main_cli(run, out, opset=opset, atol=atol, dtype=dtype, quantize=quantize, optimize=optimize, check=not no_validate)
+
+
 reserved_command_names(set(cli.commands))
 
 

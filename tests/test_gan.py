@@ -15,7 +15,7 @@ from gentoolkit.run import Run
 from gentoolkit.training import Context
 from gentoolkit_gan.config import DCGANConfig, GANConfig
 from gentoolkit_gan.data import grid_modes, ring_modes
-from gentoolkit_gan.metrics import diversity, digits_metrics, mixture_metrics
+from gentoolkit_gan.metrics import digits_metrics, diversity, mixture_metrics
 from gentoolkit_gan.models import build
 from gentoolkit_gan.task import GANTask
 

@@ -30,6 +30,7 @@ def register_models(register):
                 trainer=f"{_P}.task:LanguageModelTask",
                 sample=f"{_P}.sample:sample",
                 evaluate=f"{_P}.sample:evaluate",
+                export=f"{_P}.export:plan",
             )
         )
 

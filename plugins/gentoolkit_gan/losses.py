@@ -8,8 +8,8 @@ objective asks for them (``gradient_penalty``) or ``loss.r1 > 0``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

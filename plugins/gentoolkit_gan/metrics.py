@@ -115,9 +115,9 @@ def _features_and_probs(model, images: np.ndarray):
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy import linalg
-
     import warnings
+
+    from scipy import linalg
 
     mu1, mu2 = a.mean(0), b.mean(0)
     eye = 1e-6 * np.eye(a.shape[1])  # keeps sqrtm well defined for rank-deficient (collapsed) samples

@@ -26,6 +26,7 @@ def register_models(register):
                 trainer=f"{_P}.task:GANTask",
                 sample=f"{_P}.sample:sample",
                 evaluate=f"{_P}.sample:evaluate",
+                export=f"{_P}.export:plan",
             )
         )
 

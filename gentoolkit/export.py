@@ -1,0 +1,293 @@
+"""The export stage: a training run -> a validated, self-describing ONNX folder.
+
+Each family describes its own graph through ``ModelSpec.export``: a function
+``plan(run) -> ExportPlan`` giving the module to trace, the input and output
+names with their dynamic axes (plain data, as optimum declares them), the
+validation cases, and the family's manifest entries and extra files. This stage
+does the rest for every family alike: ONNX conversion, fp16 or int8, graph
+optimization, ``onnx.checker``, parity against PyTorch in onnxruntime, the
+manifest (also written into the ONNX ``metadata_props``), and an atomic folder.
+
+The folder format is documented in docs/onnx-contract.md; bump
+``FORMAT_VERSION`` whenever it changes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import ExportError
+from .registry import resolve
+from .run import WEIGHTS, Run
+
+FORMAT_VERSION = 1
+MANIFEST = "gentoolkit.json"
+MODEL = "model.onnx"
+DEFAULT_ATOL = {"fp32": 1e-4, "fp16": 5e-2, "int8": 1.0}
+DEFAULT_OPSET = 17
+EXTERNAL_DATA_BYTES = 1_800_000_000  # stay clear of protobuf's 2 GB limit
+
+Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+@dataclass
+class ExportPlan:
+    """What a family tells the export stage (see docs/onnx-contract.md for the built-in ones)."""
+
+    module: Any  # torch.nn.Module; forward takes the inputs positionally, in order
+    inputs: list[dict]  # {"name", "dtype", "shape": [axis name or int, ...]}
+    outputs: list[dict]
+    example: dict[str, np.ndarray]  # inputs used for tracing
+    cases: list[tuple[str, Callable[[Runner], list[dict[str, np.ndarray]]]]]  # validation: drive a runner
+    runtime: dict[str, Any]  # the manifest's "runtime" section
+    sampler_defaults: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str | bytes] = field(default_factory=dict)  # extra files to write beside the model
+    quality: Callable[[Runner], dict[str, float]] | None = None  # e.g. validation loss through a runner
+    tokenizer: str | None = None
+
+
+def dynamic_axes(specs: list[dict]) -> dict[str, dict[int, str]]:
+    return {s["name"]: {i: d for i, d in enumerate(s["shape"]) if isinstance(d, str)} for s in specs}
+
+
+def torch_runner(plan: ExportPlan) -> Runner:
+    import torch
+
+    names_in = [s["name"] for s in plan.inputs]
+    names_out = [s["name"] for s in plan.outputs]
+
+    def run(feeds):
+        with torch.no_grad():
+            outs = plan.module(*[torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names_in])
+        outs = outs if isinstance(outs, (tuple, list)) else (outs,)
+        return {n: o.float().numpy() for n, o in zip(names_out, outs)}
+
+    return run
+
+
+def ort_runner(path: Path, providers=None) -> Runner:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
+    names_out = [o.name for o in sess.get_outputs()]
+    names_in = {i.name for i in sess.get_inputs()}
+
+    def run(feeds):
+        return dict(zip(names_out, sess.run(None, {k: v for k, v in feeds.items() if k in names_in})))
+
+    return run
+
+
+def _plugin_version(plugin: str) -> str | None:
+    from .plugins import plugin_records
+
+    for r in plugin_records():
+        if r.name == plugin:
+            return r.version
+    return None
+
+
+def _convert(plan: ExportPlan, path: Path, opset: int) -> None:
+    import warnings
+
+    import torch
+
+    names_in = [s["name"] for s in plan.inputs]
+    args = tuple(torch.from_numpy(np.ascontiguousarray(plan.example[n])) for n in names_in)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The TorchScript exporter handles a KV cache of length 0 and symbolic
+        # "total = past + sequence" axes, which torch.export's dynamic shapes cannot express.
+        torch.onnx.export(
+            plan.module, args, str(path), input_names=names_in,
+            output_names=[s["name"] for s in plan.outputs], dynamic_axes=dynamic_axes(plan.inputs + plan.outputs),
+            opset_version=opset, do_constant_folding=True, dynamo=False,
+        )
+
+
+def _opset_range() -> tuple[int, int]:
+    try:
+        from torch.onnx import _constants as c
+
+        return max(c.ONNX_MIN_OPSET, 9), getattr(c, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", c.ONNX_MAX_OPSET)
+    except (ImportError, AttributeError):
+        return 9, 17
+
+
+def _optimize(path: Path, enable: bool = True) -> None:
+    """onnxruntime's basic (portable) graph optimizations: constant folding, redundant nodes.
+
+    With ``enable=False`` it only re-saves the graph, topologically sorted.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if enable else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
+    out = path.with_name("optimized.onnx")
+    opts.optimized_model_filepath = str(out)
+    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    out.replace(path)
+
+
+def _to_fp16(path: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
+    onnx.save(model, str(path))
+
+
+def _quantize_int8(path: Path) -> None:
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = path.with_name("quantized.onnx")
+    level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is for vision models
+    try:
+        quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8)
+    finally:
+        logging.getLogger().setLevel(level)
+    out.replace(path)
+
+
+def _finalize(path: Path, manifest: dict, external: bool) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in manifest.items():
+        entry = model.metadata_props.add()
+        entry.key = key
+        entry.value = value if isinstance(value, str) else json.dumps(value)
+    if external:
+        onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=MODEL + ".data")
+    else:
+        onnx.save(model, str(path))
+
+
+def validate(plan: ExportPlan, path: Path, atol: float, log=print) -> dict[str, float]:
+    """onnx.checker (full), then every case in PyTorch and onnxruntime; the largest difference per output."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(f"the exported graph fails onnx.checker: {exc}") from None
+    ort_run, pt_run = ort_runner(path), torch_runner(plan)
+    worst: dict[str, float] = {}
+    for name, case in plan.cases:
+        for step, (a, b) in enumerate(zip(case(pt_run), case(ort_run))):
+            for out_name in a:
+                diff = float(np.max(np.abs(a[out_name] - b[out_name]))) if a[out_name].size else 0.0
+                key = out_name if not out_name.startswith("present.") else "present.*"
+                worst[key] = max(worst.get(key, 0.0), diff)
+                if diff > atol or not np.isfinite(diff):
+                    raise ExportError(
+                        f"validation failed: output {out_name!r} differs from PyTorch by {diff:.3g} "
+                        f"(> atol {atol:g}) in case {name!r}, step {step}; raise --atol or export fp32"
+                    )
+    for key, diff in worst.items():
+        log(f"  {key:<24} max abs diff {diff:.3g}  (atol {atol:g})")
+    return worst
+
+
+def export(
+    run_path: str | Path,
+    out: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    atol: float | None = None,
+    dtype: str = "fp32",
+    quantize: str | None = None,
+    optimize: bool = True,
+    check: bool = True,
+    log=print,
+) -> dict:
+    """Export a run folder to ``out``; returns the manifest. The Python API of ``gentool export``."""
+    from .files import atomic_dir, write_json
+    from .plugins import get_model
+
+    run = Run.open(run_path)
+    run.require(WEIGHTS)
+    spec = get_model(run.model_name)
+    if spec.export is None:
+        raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) does not describe an ONNX export")
+    if dtype not in ("fp32", "fp16"):
+        raise ExportError(f"--dtype must be fp32 or fp16, got {dtype!r}")
+    if quantize not in (None, "int8"):
+        raise ExportError(f"--quantize supports int8 only, got {quantize!r}")
+    if quantize and dtype == "fp16":
+        raise ExportError("choose --dtype fp16 or --quantize int8, not both")
+    import torch.onnx
+
+    lo, hi = _opset_range()
+    if not lo <= opset <= hi:
+        raise ExportError(f"the installed PyTorch exports opsets {lo} to {hi}, not {opset}; try --opset {DEFAULT_OPSET}")
+    kind = "int8" if quantize else dtype
+    atol = DEFAULT_ATOL[kind] if atol is None else atol
+    plan: ExportPlan = resolve(spec.export)(run)
+    out = Path(out)
+    if out.resolve() == Path(run_path).resolve():
+        raise ExportError("-o must be a new folder, not the run folder itself")
+    with atomic_dir(out) as tmp:
+        path = tmp / MODEL
+        _convert(plan, path, opset)
+        if dtype == "fp16":
+            _to_fp16(path)
+        if optimize or dtype == "fp16":
+            _optimize(path, enable=optimize)  # also restores the topological order fp16 conversion breaks
+        if quantize == "int8":
+            _quantize_int8(path)
+        for name, content in plan.files.items():
+            (tmp / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "family": spec.family,
+            "model": spec.name,
+            "plugin": spec.plugin,
+            "plugin_version": _plugin_version(spec.plugin),
+            "gentoolkit_version": __version__,
+            "torch_version": torch.__version__,
+            "opset": opset,
+            "dtype": dtype,
+            "quantize": quantize,
+            "model_file": MODEL,
+            "tokenizer": plan.tokenizer,
+            "config": run.config,
+            "io": {"inputs": plan.inputs, "outputs": plan.outputs},
+            "runtime": plan.runtime,
+            "sampler_defaults": plan.sampler_defaults,
+        }
+        if check:
+            log(f"validating {spec.name} in onnxruntime against PyTorch ({kind}):")
+            manifest["validation"] = {"atol": atol, "max_abs_diff": validate(plan, path, atol, log)}
+            if plan.quality is not None:
+                q_ort = plan.quality(ort_runner(path))
+                q_pt = plan.quality(torch_runner(plan))
+                manifest["validation"]["quality"] = {"onnxruntime": q_ort, "pytorch": q_pt}
+                for k in q_ort:
+                    log(f"  {k:<24} onnxruntime {q_ort[k]:.4f}  pytorch {q_pt[k]:.4f}  change {q_ort[k] - q_pt[k]:+.4f}")
+        _finalize(path, manifest, external=path.stat().st_size > EXTERNAL_DATA_BYTES)
+        write_json(tmp / MANIFEST, manifest)
+    size = sum(f.stat().st_size for f in out.iterdir() if f.name.startswith(MODEL))
+    log(f"exported {out} ({size / 1e6:.2f} MB)")
+    return manifest
+
+
+def main_cli(run, out, **kw) -> None:
+    export(run, out, log=lambda m: print(m, file=sys.stderr), **kw)

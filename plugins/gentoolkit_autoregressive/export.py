@@ -1,0 +1,209 @@
+"""ONNX description of the autoregressive family: one decoder with a KV cache.
+
+The naming is the one Hugging Face optimum and onnxruntime-genai share:
+inputs ``input_ids``, ``attention_mask``, ``position_ids``,
+``past_key_values.{i}.key|value``; outputs ``logits``, ``present.{i}.key|value``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from gentoolkit.export import ExportPlan
+from gentoolkit.run import Run
+
+from .sample import load_run
+
+
+class OnnxDecoder(torch.nn.Module):
+    """The model with flat cache arguments, in the order of the ONNX inputs."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.n_layer = model.config.n_layer
+
+    def forward(self, input_ids, attention_mask, position_ids, *past):
+        cache = tuple((past[2 * i], past[2 * i + 1]) for i in range(self.n_layer))
+        logits, presents = self.model(input_ids, attention_mask, position_ids, cache)
+        return (logits,) + tuple(t for kv in presents for t in kv)
+
+
+def io_names(n_layer: int) -> tuple[list[str], list[str]]:
+    past = [f"past_key_values.{i}.{k}" for i in range(n_layer) for k in ("key", "value")]
+    present = [f"present.{i}.{k}" for i in range(n_layer) for k in ("key", "value")]
+    return past, present
+
+
+def genai_config(cfg, tok, n_kv: int, head: int) -> dict:
+    """What onnxruntime-genai needs to load the folder unmodified."""
+    return {
+        "model": {
+            "bos_token_id": tok.eos_id,
+            "context_length": cfg.block_size,
+            "decoder": {
+                "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
+                "filename": "model.onnx",
+                "head_size": head,
+                "hidden_size": cfg.n_embd,
+                "inputs": {
+                    "input_ids": "input_ids",
+                    "attention_mask": "attention_mask",
+                    "position_ids": "position_ids",
+                    "past_key_names": "past_key_values.%d.key",
+                    "past_value_names": "past_key_values.%d.value",
+                },
+                "outputs": {
+                    "logits": "logits",
+                    "present_key_names": "present.%d.key",
+                    "present_value_names": "present.%d.value",
+                },
+                "num_attention_heads": cfg.n_head,
+                "num_hidden_layers": cfg.n_layer,
+                "num_key_value_heads": n_kv,
+            },
+            "eos_token_id": tok.eos_id,
+            "pad_token_id": tok.pad_id,
+            "type": "decoder",
+            "vocab_size": cfg.vocab_size,
+        },
+        "search": {
+            "diversity_penalty": 0.0,
+            "do_sample": False,
+            "early_stopping": True,
+            "length_penalty": 1.0,
+            "max_length": cfg.block_size,
+            "min_length": 0,
+            "no_repeat_ngram_size": 0,
+            "num_beams": 1,
+            "num_return_sequences": 1,
+            "past_present_share_buffer": False,
+            "repetition_penalty": 1.0,
+            "temperature": 1.0,
+            "top_k": 1,
+            "top_p": 1.0,
+        },
+    }
+
+
+def _feeds(ids, mask, pos, past):
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": pos, **past}
+
+
+def plan(run: Run) -> ExportPlan:
+    """Registered as the model's ``export`` entry."""
+    from gentoolkit.runtime.generation import left_pad
+
+    model, tok, tree = load_run(run)
+    cfg = model.config
+    L, Hkv, D, V = cfg.n_layer, model.n_kv_head, model.head_dim, cfg.vocab_size
+    past_names, present_names = io_names(L)
+    fl = "float32"
+    inputs = [
+        {"name": "input_ids", "dtype": "int64", "shape": ["batch", "sequence"]},
+        {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "total_sequence"]},
+        {"name": "position_ids", "dtype": "int64", "shape": ["batch", "sequence"]},
+    ] + [{"name": n, "dtype": fl, "shape": ["batch", Hkv, "past_sequence", D]} for n in past_names]
+    outputs = [{"name": "logits", "dtype": fl, "shape": ["batch", "sequence", V]}] + [
+        {"name": n, "dtype": fl, "shape": ["batch", Hkv, "total_sequence", D]} for n in present_names
+    ]
+    rng = np.random.default_rng(0)
+
+    def empty(b):
+        return {n: np.zeros((b, Hkv, 0, D), np.float32) for n in past_names}
+
+    def chain(prompts, steps):
+        """Prefill (empty cache) then `steps` decode steps, feeding each runner its own cache back."""
+        nexts = [rng.integers(0, V - 2, size=(len(prompts), 1)) for _ in range(steps)]
+
+        def case(run):
+            ids, mask, pos = left_pad(prompts, tok.pad_id)
+            outs = [run(_feeds(ids, mask, pos, empty(len(prompts))))]
+            last = pos[:, -1:]
+            for nxt in nexts:
+                mask = np.concatenate([mask, np.ones((len(prompts), 1), np.int64)], axis=1)
+                last = last + 1
+                past = {p: outs[-1][q] for p, q in zip(past_names, present_names)}
+                outs.append(run(_feeds(nxt, mask, last, past)))
+            return outs
+
+        return case
+
+    def prompts(lengths):
+        return [rng.integers(0, V - 2, size=n).tolist() for n in lengths]
+
+    T = cfg.block_size
+    cases = [
+        ("batch 1: prefill 5, 3 cached steps", chain(prompts([5]), 3)),
+        ("batch 3, left padded: prefill, 3 cached steps", chain(prompts([2, 7, 4]), 3)),
+        ("full context: prefill block_size", chain(prompts([T]), 0)),
+        ("batch 3: one token at a time from an empty cache", chain(prompts([1, 1, 1]), 4)),
+    ]
+    ex_ids, ex_mask, ex_pos = left_pad(prompts([3, 3]), tok.pad_id)
+    example_past = {n: rng.standard_normal((2, Hkv, 4, D)).astype(np.float32) for n in past_names}
+    example = _feeds(ex_ids, np.ones((2, 7), np.int64), ex_pos + 4, example_past)
+
+    val_windows = _val_windows(tree, tok, T)
+
+    def quality(run_fn) -> dict:
+        total, count = 0.0, 0
+        for w in val_windows:
+            x = w[None, :-1]
+            out = run_fn(_feeds(x, np.ones_like(x), np.arange(x.shape[1])[None], empty(1)))
+            logits = out["logits"][0].astype(np.float64)
+            logits -= logits.max(-1, keepdims=True)
+            logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+            total -= logp[np.arange(len(w) - 1), w[1:]].sum()
+            count += len(w) - 1
+        return {"val_loss": total / max(count, 1)}
+
+    sampler = {k: v for k, v in run.config.get("sampler", {}).items()}
+    return ExportPlan(
+        module=OnnxDecoder(model).eval(),
+        inputs=inputs,
+        outputs=outputs,
+        example=example,
+        cases=cases,
+        runtime={
+            "kind": "decoder",
+            "n_layer": L,
+            "n_head": cfg.n_head,
+            "n_kv_head": Hkv,
+            "head_dim": D,
+            "vocab_size": V,
+            "context_length": T,
+            "eos_token_id": tok.eos_id,
+            "pad_token_id": tok.pad_id,
+            "tokenizer_kind": tree["data"].tokenizer,
+        },
+        sampler_defaults=sampler,
+        files={
+            "tokenizer.json": run.file("tokenizer.json").read_text(encoding="utf-8"),
+            "genai_config.json": json.dumps(genai_config(cfg, tok, Hkv, D), indent=2),
+            "tokenizer_config.json": json.dumps(
+                {"tokenizer_class": "GPT2Tokenizer", "eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>",
+                 "pad_token": "<|pad|>", "unk_token": None, "add_prefix_space": False, "model_max_length": T},
+                indent=2,
+            ),
+        },
+        quality=quality,
+        tokenizer="tokenizer.json",
+    )
+
+
+def _val_windows(tree, tok, block: int, n: int = 8) -> list[np.ndarray]:
+    """A few windows of the run's validation split, for the quality report of fp16/int8 exports."""
+    from .data import load_documents
+    from .task import split
+    from .tokenizers_ import encode_corpus
+
+    try:
+        ids = encode_corpus(tok, load_documents(tree["data"].path))
+        _, val = split(ids, tree["data"].val_fraction, block)
+    except Exception:  # noqa: BLE001 - the data may be gone; quality is then not reported
+        return []
+    starts = np.linspace(0, len(val) - block - 1, n).astype(int)
+    return [val[s : s + block + 1] for s in starts]
