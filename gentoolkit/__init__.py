@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 from .errors import GentoolError  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .plugins import get_dataset, get_loss, get_model, get_registries, get_sampler  # noqa: E402
-from .registry import DatasetSpec, LossSpec, ModelSpec, SamplerSpec  # noqa: E402
+from .registry import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -22,6 +22,7 @@ __all__ = [
     "SamplerSpec",
     "LossSpec",
     "DatasetSpec",
+    "RuntimeSpec",
     "get_model",
     "get_sampler",
     "get_loss",

@@ -88,6 +88,7 @@ for _kind, _what in (
     ("samplers", "samplers (decoding strategies and latent samplers)"),
     ("losses", "losses (training objectives)"),
     ("datasets", "datasets (named data sources, never downloaded)"),
+    ("runtimes", "runtimes (torch-free drivers for exported families)"),
 ):
     _make_list_command(_kind, _what)
 
@@ -171,7 +172,7 @@ def _unescape(texts):
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 def sample(path, prompt, max_new_tokens, num_samples, seed, greedy, temperature, top_k, top_p, min_p,
            repetition_penalty, stop, sampler, sampler_opt, truncation, out, device):
-    """Generate from a run folder, streaming text as it comes."""
+    """Generate from a run folder (PyTorch) or an export folder (onnxruntime); same seed, same output."""
     from .commands import sample_command
 
     sample_command(

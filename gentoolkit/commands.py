@@ -21,37 +21,63 @@ def _entry(spec, what: str):
     return resolve(ref)
 
 
+def is_export(path) -> bool:
+    p = Path(path)
+    return (p.is_dir() and (p / "gentoolkit.json").is_file()) or (p.is_file() and p.suffix == ".onnx")
+
+
+def _print_rows(rows: list[str], pieces) -> None:
+    """Stream one row as it comes; print a batch when it is done."""
+    if len(rows) == 1:
+        sys.stdout.write(rows[0])
+        for _, piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return
+    texts = [""] * len(rows)
+    for i, piece in pieces:
+        texts[i] += piece
+    for i, (p, t) in enumerate(zip(rows, texts)):
+        click.echo(f"--- sample {i + 1}")
+        click.echo(p + t)
+
+
 def sample_command(path, *, prompts, max_new_tokens, num_samples, seed, greedy, options, stop,
                    sampler_name, sampler_opts, out, device) -> None:
+    if is_export(path):
+        from .runtime import load
+
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
+        model = load(path, providers=providers)
+        if model.family == "autoregressive" or hasattr(model, "stream_rows"):
+            rows = [p for p in prompts for _ in range(num_samples)]
+            logit_opts = {k: v for k, v in options.items() if k != "truncation"}
+            pieces = model.stream_rows(rows, max_new_tokens=max_new_tokens, seed=seed, stop=stop, greedy=greedy,
+                                       sampler=sampler_name, sampler_opts=sampler_opts, **logit_opts)
+            _print_rows(rows, pieces)
+        else:
+            x = model.sample(num_samples, seed=seed, truncation=options.get("truncation"), sampler=sampler_name,
+                             sampler_opts=sampler_opts)
+            model.save(x, out)
+        return
     from .sampling import make_sampler
 
     run = Run.open(path)
     spec = get_model(run.model_name)
+    fn = _entry(spec, "sample")
     if spec.family == "autoregressive":
         defaults = {k: v for k, v in run.config.get("sampler", {}).items() if k != "max_new_tokens"}
-        sampler = make_sampler("logits", name=sampler_name, defaults=defaults, options=options,
+        logit_opts = {k: v for k, v in options.items() if k != "truncation"}
+        sampler = make_sampler("logits", name=sampler_name, defaults=defaults, options=logit_opts,
                                sampler_opts=sampler_opts, greedy=greedy)
         rows = [p for p in prompts for _ in range(num_samples)]
-        fn = _entry(spec, "sample")
-        pieces = fn(run, prompts=rows, sampler=sampler, max_new_tokens=max_new_tokens, seed=seed, stop=stop,
-                    device=device)
-        if len(rows) == 1:
-            sys.stdout.write(rows[0])
-            for _, piece in pieces:
-                sys.stdout.write(piece)
-                sys.stdout.flush()
-            sys.stdout.write("\n")
-            return
-        texts = [""] * len(rows)
-        for i, piece in pieces:
-            texts[i] += piece
-        for i, (p, t) in enumerate(zip(rows, texts)):
-            click.echo(f"--- sample {i + 1}")
-            click.echo(p + t)
+        _print_rows(rows, fn(run, prompts=rows, sampler=sampler, max_new_tokens=max_new_tokens, seed=seed,
+                             stop=stop, device=device))
         return
-    sampler = make_sampler("latent", name=sampler_name, defaults=None, options={"truncation": options.get("truncation")},
-                           sampler_opts=sampler_opts)
-    fn = _entry(spec, "sample")
+    defaults = {k: v for k, v in run.config.get("sampler", {}).items() if v is not None}
+    sampler = make_sampler("latent", name=sampler_name, defaults=defaults,
+                           options={"truncation": options.get("truncation")}, sampler_opts=sampler_opts)
     fn(run, n=num_samples, sampler=sampler, seed=seed, out=out, device=device)
 
 
@@ -66,4 +92,4 @@ def eval_command(path, *, data, as_json, device) -> None:
         click.echo(f"{key:>16}: {value:.4f}" if isinstance(value, float) else f"{key:>16}: {value}")
 
 
-__all__ = ["sample_command", "eval_command", "Path"]
+__all__ = ["sample_command", "eval_command", "is_export"]

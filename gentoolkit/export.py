@@ -223,8 +223,8 @@ def export(
     from .plugins import get_model
 
     run = Run.open(run_path)
-    run.require(WEIGHTS)
     spec = get_model(run.model_name)
+    run.require(WEIGHTS)
     if spec.export is None:
         raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) does not describe an ONNX export")
     if dtype not in ("fp32", "fp16"):

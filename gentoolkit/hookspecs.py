@@ -59,6 +59,18 @@ def register_datasets(register):
 
 
 @hookspec
+def register_runtimes(register):
+    """Register torch-free drivers that run exported models of a family.
+
+    :param register: ``register(spec: gentoolkit.RuntimeSpec) -> None``. The spec
+        names the family it runs (the ``family`` of the export manifest) and a
+        lazy ``"package.module:Class"`` whose constructor takes ``(folder,
+        manifest, session)``. The module must import only numpy and onnxruntime,
+        so that ``gentoolkit.runtime.load`` works in apps without torch.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add subcommands to the ``gentool`` command line.
 

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from .errors import PluginError, UnknownNameError
 
 #: The kinds of things plugins register, in the order they are reported.
-KINDS = ("models", "samplers", "losses", "datasets")
+KINDS = ("models", "samplers", "losses", "datasets", "runtimes")
 
 
 def resolve(ref: str | Callable | type) -> Any:
@@ -102,11 +102,23 @@ class DatasetSpec:
     plugin: str = ""
 
 
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """A torch-free driver for exported models of one family (see ``gentoolkit.runtime.load``)."""
+
+    name: str  # the family it runs, as written in the export manifest
+    description: str
+    load: str | Callable
+    aliases: tuple[str, ...] = ()
+    plugin: str = ""
+
+
 SPEC_TYPES: dict[str, type] = {
     "models": ModelSpec,
     "samplers": SamplerSpec,
     "losses": LossSpec,
     "datasets": DatasetSpec,
+    "runtimes": RuntimeSpec,
 }
 
 T = TypeVar("T")
@@ -165,6 +177,7 @@ class Registries:
     samplers: Registry[SamplerSpec] = field(default_factory=lambda: Registry("samplers"))
     losses: Registry[LossSpec] = field(default_factory=lambda: Registry("losses"))
     datasets: Registry[DatasetSpec] = field(default_factory=lambda: Registry("datasets"))
+    runtimes: Registry[RuntimeSpec] = field(default_factory=lambda: Registry("runtimes"))
     commands: dict[str, Any] = field(default_factory=dict)
     command_owner: dict[str, str] = field(default_factory=dict)
 

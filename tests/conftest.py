@@ -74,3 +74,34 @@ def gpt_run(tmp_path_factory, corpus) -> Path:
 @pytest.fixture(scope="session")
 def llama_run(tmp_path_factory, corpus) -> Path:
     return train_tiny("llama", tmp_path_factory.mktemp("runs") / "llama", corpus, steps=60)
+
+
+@pytest.fixture(scope="session")
+def gan_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "gan"
+    r = run_cli("train", "gan", "--data", "ring", "--out", str(out), "--preset", "tiny", "--steps", "40",
+                "--set", "data.n_samples=2000", "--set", "train.eval_samples=300", "--set", "train.eval_interval=40")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def dcgan_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "dcgan"
+    r = run_cli("train", "dcgan", "--out", str(out), "--preset", "tiny", "--steps", "4", "--set", "train.batch_size=8",
+                "--set", "train.eval_samples=64", "--set", "train.eval_interval=4")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory, gpt_run, llama_run, gan_run, dcgan_run) -> dict:
+    """fp32 exports of the four tiny runs."""
+    from gentoolkit.export import export
+
+    base = tmp_path_factory.mktemp("exports")
+    out = {}
+    for name, run in (("gpt", gpt_run), ("llama", llama_run), ("gan", gan_run), ("dcgan", dcgan_run)):
+        export(run, base / name, log=lambda m: None)
+        out[name] = base / name
+    return out

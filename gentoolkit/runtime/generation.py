@@ -8,9 +8,10 @@ sampling and stop conditions, so both back ends give the same tokens for the
 same seed.
 
 Context: a prompt longer than the context keeps its last ``context_length``
-tokens; when the cache is full, the loop keeps the last half of each sequence
-and prefills again (so long generations continue at a cost of one prefill per
-``context_length / 2`` tokens).
+tokens; when a row's window is full, that row keeps its last half and the batch
+prefills again (so long generations continue at a cost of one prefill per
+``context_length / 2`` tokens). Windows move by each row's own length, so a row
+gives the same tokens in a batch as alone.
 
 Randomness: row ``i`` of a batch draws from ``SeedSequence([seed, i])``, so a
 row's tokens do not depend on the other rows; ``seed=None`` takes fresh entropy.
@@ -66,20 +67,23 @@ def generate_tokens(
     ctx = int(decoder.context_length)
     keep = max(1, ctx // 2)
     bos = eos_id if eos_id is not None else pad_id
-    tokens = [list(p)[-ctx:] if len(p) else [bos] for p in prompts]
+    tokens = [list(p) if len(p) else [bos] for p in prompts]
     n = len(tokens)
+    # Each row's attention window starts at starts[i] and moves by that row's own length alone,
+    # so a row generates the same tokens in any batch as it does by itself.
+    starts = [max(0, len(t) - ctx) for t in tokens]
     rngs = row_generators(seed, n)
     done = np.zeros(n, dtype=bool)
 
-    def prefill(seqs):
-        ids, mask, pos = left_pad(seqs, pad_id)
+    def prefill():
+        ids, mask, pos = left_pad([t[s:] for t, s in zip(tokens, starts)], pad_id)
         logits, past = decoder(ids, mask, pos, decoder.empty_past(n))
         return logits, past, mask, pos[:, -1]
 
-    logits, past, mask, last_pos = prefill(tokens)
+    logits, past, mask, last_pos = prefill()
     new = np.full(n, -1, dtype=np.int64)
     for step in range(max_new_tokens):
-        logits = np.asarray(logits, dtype=np.float32).copy()
+        logits = np.array(logits, dtype=np.float32)
         logits[:, pad_id] = -np.inf  # padding is never a real token
         new[:] = -1
         for i in np.flatnonzero(~done):
@@ -91,8 +95,13 @@ def generate_tokens(
         yield new.copy()
         if done.all() or step == max_new_tokens - 1:
             return
-        if mask.shape[1] >= ctx:
-            logits, past, mask, last_pos = prefill([t[-keep:] for t in tokens])
+        full = [i for i in np.flatnonzero(~done) if len(tokens[i]) - 1 - starts[i] >= ctx]
+        if full or mask.shape[1] >= ctx:
+            for i in full:
+                starts[i] = len(tokens[i]) - keep
+            for i in np.flatnonzero(done):
+                starts[i] = max(starts[i], len(tokens[i]) - keep)
+            logits, past, mask, last_pos = prefill()
             continue
         feed = np.where(new < 0, pad_id, new)[:, None]
         mask = np.concatenate([mask, np.ones((n, 1), dtype=np.int64)], axis=1)

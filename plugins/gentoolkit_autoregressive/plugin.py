@@ -4,7 +4,7 @@ Only torch-free modules are imported here; the model, trainer and sampler are
 named as ``"module:attribute"`` strings and imported when used.
 """
 
-from gentoolkit import DatasetSpec, LossSpec, ModelSpec, hookimpl
+from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, hookimpl
 
 from .config import GPT_PRESETS, LLAMA_PRESETS, SECTIONS, GPTConfig, LlamaConfig
 
@@ -66,3 +66,8 @@ def register_datasets(register):
             load=f"{_P}.data:pydoc_topics",
         )
     )
+
+
+@hookimpl
+def register_runtimes(register):
+    register(RuntimeSpec(name="autoregressive", description="Exported KV-cache decoders: generate() and stream() text.", load="gentoolkit_autoregressive.runtime:TextModel"))

@@ -1,6 +1,6 @@
 """Entry point of the built-in GAN family (``gentoolkit`` group, name ``gan``). Torch-free."""
 
-from gentoolkit import DatasetSpec, LossSpec, ModelSpec, hookimpl
+from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, hookimpl
 
 from .config import DCGAN_PRESETS, GAN_PRESETS, SECTIONS, DCGANConfig, GANConfig
 
@@ -54,3 +54,8 @@ def register_datasets(register):
                          description="25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (PacGAN's 2D-grid)."))
     register(DatasetSpec(name="digits", kind="images", load=f"{_P}.data:digits",
                          description="scikit-learn's 1,797 handwritten digits, 8x8, values 0..16."))
+
+
+@hookimpl
+def register_runtimes(register):
+    register(RuntimeSpec(name="gan", description="Exported generators: sample(n, seed, truncation).", load="gentoolkit_gan.runtime:GeneratorModel"))

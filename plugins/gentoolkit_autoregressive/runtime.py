@@ -1,0 +1,86 @@
+"""Torch-free driver for exported autoregressive models (numpy + onnxruntime + tokenizers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gentoolkit.errors import GentoolError
+from gentoolkit.runtime.generation import stream_text
+from gentoolkit.runtime.tokenizer import TextTokenizer
+
+
+class OrtDecoder:
+    """The exported graph as a decoder for the shared generation loop."""
+
+    def __init__(self, session, runtime: dict[str, Any]):
+        self.session = session
+        self.context_length = int(runtime["context_length"])
+        n = int(runtime["n_layer"])
+        self.past_names = [f"past_key_values.{i}.{k}" for i in range(n) for k in ("key", "value")]
+        self.present_names = [f"present.{i}.{k}" for i in range(n) for k in ("key", "value")]
+        self.output_names = ["logits"] + self.present_names
+        self.kv_shape = (int(runtime["n_kv_head"]), int(runtime["head_dim"]))
+        self._empty: dict[int, np.ndarray] = {}
+
+    def empty_past(self, batch: int):
+        if batch not in self._empty:
+            self._empty[batch] = np.zeros((batch, self.kv_shape[0], 0, self.kv_shape[1]), np.float32)
+        return [self._empty[batch]] * len(self.past_names)
+
+    def __call__(self, input_ids, attention_mask, position_ids, past):
+        feeds = dict(zip(self.past_names, past))
+        feeds["input_ids"] = input_ids
+        feeds["attention_mask"] = attention_mask
+        feeds["position_ids"] = position_ids
+        logits, *present = self.session.run(self.output_names, feeds)
+        return logits[:, -1], present
+
+
+class TextModel:
+    """An exported language model: ``generate`` returns text, ``stream`` yields pieces as they come."""
+
+    family = "autoregressive"
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], session):
+        self.folder = Path(folder)
+        self.manifest = manifest
+        rt = manifest["runtime"]
+        tok_file = self.folder / (manifest.get("tokenizer") or "tokenizer.json")
+        if not tok_file.is_file():
+            raise GentoolError(f"{str(self.folder)!r} lacks its tokenizer file {tok_file.name!r}")
+        self.tokenizer = TextTokenizer.from_file(tok_file, rt.get("tokenizer_kind", ""))
+        self.decoder = OrtDecoder(session, rt)
+        self.defaults = dict(manifest.get("sampler_defaults") or {})
+
+    def _sampler(self, greedy, sampler, sampler_opts, options):
+        from gentoolkit.sampling import make_sampler
+
+        defaults = {k: v for k, v in self.defaults.items() if k != "max_new_tokens"}
+        return make_sampler("logits", name=sampler, defaults=defaults, options=options, sampler_opts=sampler_opts,
+                            greedy=greedy)
+
+    def stream_rows(self, prompts: Sequence[str], *, max_new_tokens: int | None = None, seed: int | None = None,
+                    stop: Sequence[str] = (), greedy: bool = False, sampler: str | None = None,
+                    sampler_opts: Sequence[str] = (), **options) -> Iterator[tuple[int, str]]:
+        """``(row, piece)`` for a batch of prompts (left-padded and decoded together)."""
+        s = self._sampler(greedy, sampler, sampler_opts, options)
+        n = max_new_tokens if max_new_tokens is not None else int(self.defaults.get("max_new_tokens", 200))
+        return stream_text(self.decoder, self.tokenizer, list(prompts), sampler=s, max_new_tokens=n, seed=seed,
+                           stop=stop)
+
+    def stream(self, prompt: str = "", **kw) -> Iterator[str]:
+        """Text pieces of one continuation, as they are generated."""
+        for _, piece in self.stream_rows([prompt], **kw):
+            yield piece
+
+    def generate(self, prompt: str | Sequence[str] = "", **kw) -> str | list[str]:
+        """The continuation of a prompt (or a list of continuations for a list of prompts)."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        out = [""] * len(prompts)
+        for i, piece in self.stream_rows(prompts, **kw):
+            out[i] += piece
+        return out[0] if isinstance(prompt, str) else out

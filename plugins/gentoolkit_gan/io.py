@@ -1,0 +1,44 @@
+"""Writing samples (torch-free: the runtime uses it too)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from gentoolkit.errors import GentoolError
+
+
+def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None) -> None:
+    """Write samples by the extension of ``out`` (.png grid or scatter, .csv, .npy); CSV to stdout without one."""
+    from gentoolkit.files import atomic_path
+
+    if out is None:
+        if x.ndim != 2:
+            raise GentoolError("image samples need --out FILE.png (or .npy)")
+        np.savetxt(sys.stdout, x, delimiter=",", fmt="%.6g")
+        return
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, x, allow_pickle=False)
+    elif suffix == ".csv":
+        if x.ndim != 2:
+            raise GentoolError("CSV holds vectors; write images as .png or .npy")
+        with atomic_path(path) as tmp:
+            np.savetxt(tmp, x, delimiter=",", fmt="%.6g")
+    elif suffix == ".png":
+        from gentoolkit.plots import image_grid, scatter
+
+        if x.ndim == 4:
+            image_grid(x, path, low=low if low is not None else 0.0, high=high if high is not None else 1.0)
+        elif x.shape[1] >= 2:
+            scatter(x, x[:0], path, title=f"{len(x)} samples")
+        else:
+            raise GentoolError("1-D samples cannot be drawn; write .csv or .npy")
+    else:
+        raise GentoolError(f"--out {out!r}: use a .png, .csv or .npy file name")
+    print(f"wrote {path}", file=sys.stderr)

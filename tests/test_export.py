@@ -1,0 +1,156 @@
+"""gentool export: folders, parity with PyTorch in onnxruntime, dynamic shapes, padding, onnxruntime-genai, failures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from gentoolkit.export import MANIFEST, export
+from gentoolkit.run import Run
+from gentoolkit.runtime.generation import generate_tokens, left_pad
+from gentoolkit_autoregressive.sample import TorchDecoder, load_run
+from gentoolkit_samplers.decoding import make_greedy
+
+from .conftest import one_error_line, run_cli
+
+
+def session(path):
+    return ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("name", ["gpt", "llama", "gan", "dcgan"])
+def test_folder_and_manifest(exports, name):
+    path = exports[name]
+    m = json.loads((path / MANIFEST).read_text())
+    assert m["format_version"] == 1 and m["model"] == name and m["plugin_version"] == "0.1.0"
+    assert m["family"] == ("autoregressive" if name in ("gpt", "llama") else "gan")
+    for key in ("config", "io", "runtime", "sampler_defaults", "gentoolkit_version", "validation"):
+        assert key in m, key
+    props = {p.key: p.value for p in onnx.load(str(path / "model.onnx")).metadata_props}
+    assert set(props) == set(m) and json.loads(props["io"]) == m["io"]
+    sess = session(path)
+    assert [i.name for i in sess.get_inputs()] == [i["name"] for i in m["io"]["inputs"]]
+    assert [o.name for o in sess.get_outputs()] == [o["name"] for o in m["io"]["outputs"]]
+    if m["family"] == "autoregressive":
+        assert {"tokenizer.json", "genai_config.json"} <= {f.name for f in path.iterdir()}
+        assert m["validation"]["max_abs_diff"]["logits"] < 1e-4
+        L = m["runtime"]["n_layer"]
+        names = [i.name for i in sess.get_inputs()]
+        assert names[:3] == ["input_ids", "attention_mask", "position_ids"]
+        assert names[3:] == [f"past_key_values.{i}.{k}" for i in range(L) for k in ("key", "value")]
+        assert [o.name for o in sess.get_outputs()][1:3] == ["present.0.key", "present.0.value"]
+    else:
+        assert m["io"]["inputs"][0]["name"] == "z" and m["io"]["outputs"][0]["name"] == "samples"
+
+
+def _feeds(m, ids, mask, pos, past_len=0):
+    rt = m["runtime"]
+    feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": pos}
+    for i in range(rt["n_layer"]):
+        for k in ("key", "value"):
+            feeds[f"past_key_values.{i}.{k}"] = np.zeros((len(ids), rt["n_kv_head"], past_len, rt["head_dim"]), np.float32)
+    return feeds
+
+
+@pytest.mark.parametrize("name", ["gpt", "llama"])
+def test_dynamic_shapes_padding_and_full_context(exports, name, request):
+    path = exports[name]
+    m = json.loads((path / MANIFEST).read_text())
+    sess = session(path)
+    model, tok, _ = load_run(Run.open(request.getfixturevalue(f"{name}_run")))
+    rng = np.random.default_rng(0)
+    T = m["runtime"]["context_length"]
+    for b, s in ((1, 1), (5, 7), (2, T)):  # batch and sequence vary; past length 0; a full context
+        ids = rng.integers(0, 200, size=(b, s))
+        mask, pos = np.ones_like(ids), np.tile(np.arange(s), (b, 1))
+        logits = sess.run(["logits"], _feeds(m, ids, mask, pos))[0]
+        with torch.no_grad():
+            ref = model(torch.from_numpy(ids))[0].numpy()
+        np.testing.assert_allclose(logits, ref, atol=1e-4)
+    # a left-padded row gives the logits of the row alone
+    prompts = [[5, 6, 7, 8, 9], [10, 11]]
+    ids, mask, pos = left_pad(prompts, tok.pad_id)
+    batch = sess.run(["logits"], _feeds(m, ids, mask, pos))[0]
+    alone = sess.run(["logits"], _feeds(m, np.array([prompts[1]]), np.ones((1, 2), np.int64), np.array([[0, 1]])))[0]
+    np.testing.assert_allclose(batch[1, -2:], alone[0], atol=1e-5)
+
+
+def test_onnxruntime_genai_runs_the_folder_unmodified(exports, gpt_run):
+    og = pytest.importorskip("onnxruntime_genai")
+    path = exports["gpt"]
+    model = og.Model(str(path))
+    tokenizer = og.Tokenizer(model)
+    prompt = "The "
+    ids = tokenizer.encode(prompt)
+    model_pt, tok, _ = load_run(Run.open(gpt_run))
+    assert list(ids) == tok.encode(prompt)  # the genai tokenizer reads our tokenizer.json
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=len(ids) + 20, do_sample=False)
+    gen = og.Generator(model, params)
+    gen.append_tokens(ids)
+    got = []
+    while not gen.is_done():
+        gen.generate_next_token()
+        got.append(int(gen.get_next_tokens()[0]))
+    ours = [int(t[0]) for t in generate_tokens(TorchDecoder(model_pt), [tok.encode(prompt)], sampler=make_greedy(),
+                                               max_new_tokens=20, pad_id=tok.pad_id, eos_id=tok.eos_id)]
+    assert got[: len(ours)] == ours
+
+
+def test_gan_export_samples_match_pytorch(exports, gan_run, dcgan_run):
+    from gentoolkit_gan.sample import load_generator
+
+    for name, run in (("gan", gan_run), ("dcgan", dcgan_run)):
+        sess = session(exports[name])
+        G, _ = load_generator(Run.open(run))
+        for b in (1, 3, 17):
+            z = np.random.default_rng(b).standard_normal((b, sess.get_inputs()[0].shape[1])).astype(np.float32)
+            out = sess.run(None, {"z": z})[0]
+            with torch.no_grad():
+                np.testing.assert_allclose(out, G(torch.from_numpy(z)).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["fp16", "int8"])
+def test_reduced_precision_reports_what_it_cost(gpt_run, gan_run, tmp_path, kind):
+    kw = {"dtype": "fp16"} if kind == "fp16" else {"quantize": "int8"}
+    for run in (gpt_run, gan_run):
+        m = export(run, tmp_path / f"{kind}-{run.name}", log=lambda s: None, **kw)
+        q = m["validation"]["quality"]
+        assert set(q["onnxruntime"]) == set(q["pytorch"]) and q["onnxruntime"]
+        assert m["validation"]["atol"] == (5e-2 if kind == "fp16" else 1.0)
+    size = lambda p: (p / "model.onnx").stat().st_size  # noqa: E731
+    if kind == "int8":
+        full = export(gpt_run, tmp_path / "fp32", log=lambda s: None)
+        assert full and size(tmp_path / f"int8-{gpt_run.name}") < size(tmp_path / "fp32")
+
+
+def test_export_failures_are_one_line_and_leave_nothing(tmp_path, gpt_run):
+    out = tmp_path / "out"
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    cfg = json.loads((gpt_run / "config.json").read_text())
+    (unfinished / "config.json").write_text(json.dumps(cfg))
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    (unknown / "config.json").write_text(json.dumps({**cfg, "model": "transformer-xl"}))
+    cases = [
+        ([str(tmp_path / "missing")], "does not exist"),
+        ([str(tmp_path)], "not a gentoolkit run folder"),
+        ([str(unfinished)], "unfinished"),
+        ([str(unknown)], "unknown model 'transformer-xl'"),
+        ([str(gpt_run), "--opset", "99"], "exports opsets"),
+        ([str(gpt_run), "--dtype", "fp16", "--quantize", "int8"], "not both"),
+    ]
+    for args, part in cases:
+        line = one_error_line(run_cli("export", *args, "-o", str(out)))
+        assert part in line, (args, line)
+        assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    # a too-tight tolerance fails validation, naming the output and the difference, and writes nothing
+    line = one_error_line(run_cli("export", str(gpt_run), "-o", str(out), "--atol", "1e-12"))
+    assert "output 'logits' differs from PyTorch by" in line and not out.exists()

@@ -1,0 +1,167 @@
+"""The torch-free runtime: no torch, same output as PyTorch, padding, safe loading."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gentoolkit.errors import GentoolError
+from gentoolkit.runtime import load
+
+from .conftest import ROOT, one_error_line, run_cli
+
+BLOCK_TORCH = """
+import importlib.abc, sys
+class _NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def run_without_torch(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+
+
+def test_runtime_never_imports_torch(exports, tmp_path):
+    code = f"""
+import gentoolkit.runtime as rt
+lm = rt.load({str(exports['gpt'])!r})
+text = lm.generate("The ", max_new_tokens=12, seed=1)
+pieces = list(lm.stream("The ", max_new_tokens=12, seed=1))
+assert "".join(pieces) == text, (pieces, text)
+gan = rt.load({str(exports['gan'])!r})
+x = gan.sample(7, seed=0)
+gan.save(x, {str(tmp_path / 'x.csv')!r})
+assert "torch" not in sys.modules
+print(repr(text), x.shape)
+"""
+    r = run_without_torch(code)
+    assert r.returncode == 0, r.stderr
+    assert "(7, 2)" in r.stdout
+    assert (tmp_path / "x.csv").read_text().count("\n") == 7
+
+
+def test_gentool_sample_export_never_imports_torch(exports):
+    for args in ([str(exports["gpt"]), "-p", "The ", "--max-new-tokens", "8", "--seed", "1"],
+                 [str(exports["gan"]), "-n", "3", "--seed", "1"]):
+        r = run_without_torch(f"from gentoolkit.cli import cli\ncli({['sample', *args]!r}, standalone_mode=True)")
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+
+
+SAMPLERS = [
+    ["--greedy"],
+    ["--temperature", "0.7"],
+    ["--temperature", "1.2", "--top-k", "5"],
+    ["--top-p", "0.8"],
+    ["--min-p", "0.1"],
+    ["--repetition-penalty", "1.5", "--temperature", "0.9"],
+    ["--temperature", "0"],
+]
+
+
+@pytest.mark.parametrize("name", ["gpt", "llama"])
+@pytest.mark.parametrize("opts", SAMPLERS, ids=lambda o: " ".join(o))
+def test_same_seed_same_text_in_pytorch_and_onnxruntime(exports, name, opts, request):
+    run = request.getfixturevalue(f"{name}_run")
+    args = ["-p", "The ", "-p", "def", "--max-new-tokens", "40", "--seed", "11", *opts]
+    a = run_cli("sample", str(run), *args)
+    b = run_cli("sample", str(exports[name]), *args)
+    assert a.exit_code == 0 and b.exit_code == 0, (a.output, b.output)
+    assert a.output == b.output
+
+
+@pytest.mark.parametrize("opts", [[], ["--truncation", "0.7"], ["--sampler", "uniform"]], ids=str)
+def test_same_seed_same_gan_samples(exports, gan_run, dcgan_run, tmp_path, opts):
+    for name, run in (("gan", gan_run), ("dcgan", dcgan_run)):
+        a, b = tmp_path / f"{name}-a.npy", tmp_path / f"{name}-b.npy"
+        assert run_cli("sample", str(run), "-n", "20", "--seed", "4", "-o", str(a), *opts).exit_code == 0
+        assert run_cli("sample", str(exports[name]), "-n", "20", "--seed", "4", "-o", str(b), *opts).exit_code == 0
+        np.testing.assert_allclose(np.load(a), np.load(b), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gpt", "llama"])
+def test_left_padded_batch_equals_one_by_one(exports, name):
+    lm = load(exports[name])
+    prompts = ["The class", "x", "Return the value of"]
+    batch = lm.generate(prompts, max_new_tokens=25, greedy=True)
+    assert batch == [lm.generate(p, max_new_tokens=25, greedy=True) for p in prompts]
+    # sampling too: row i draws from its own seeded stream
+    sampled = lm.generate(prompts, max_new_tokens=25, seed=3, temperature=0.9)
+    assert sampled[0] == lm.generate(prompts[0], max_new_tokens=25, seed=3, temperature=0.9)
+
+
+def test_long_generation_past_the_context(exports):
+    lm = load(exports["gpt"])
+    text = lm.generate("a", max_new_tokens=3 * lm.decoder.context_length, greedy=True, stop=())
+    assert len(text) >= lm.decoder.context_length
+
+
+def test_load_from_model_onnx_uses_metadata(exports, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(exports["gan"], folder)
+    (folder / "gentoolkit.json").unlink()
+    g = load(folder / "model.onnx")
+    assert g.sample(2, seed=1).shape == (2, 2)
+    with pytest.raises(GentoolError, match="not a gentoolkit export"):
+        load(folder)
+
+
+def test_safe_loading(exports, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    # an ONNX file that is not a gentoolkit export
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    plain = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph), str(plain))
+    with pytest.raises(GentoolError, match="lacks format_version, family, model"):
+        load(plain)
+    # external data that points outside the folder
+    evil = tmp_path / "evil"
+    shutil.copytree(exports["gan"], evil)
+    model = onnx.load(str(evil / "model.onnx"))
+    init = model.graph.initializer[0]
+    init.data_location = TensorProto.EXTERNAL
+    del init.external_data[:]
+    entry = init.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    init.ClearField("raw_data")
+    onnx.save(model, str(evil / "model.onnx"))
+    with pytest.raises(GentoolError, match="outside its folder"):
+        load(evil)
+    # a newer format, and a family nobody runs
+    odd = tmp_path / "odd"
+    shutil.copytree(exports["gan"], odd)
+    m = json.loads((odd / "gentoolkit.json").read_text())
+    (odd / "gentoolkit.json").write_text(json.dumps({**m, "format_version": 99}))
+    with pytest.raises(GentoolError, match="upgrade"):
+        load(odd)
+    (odd / "gentoolkit.json").write_text(json.dumps({**m, "family": "flow"}))
+    with pytest.raises(GentoolError, match="no runtime for the 'flow' family"):
+        load(odd)
+    one_error_line(run_cli("sample", str(odd)))
+
+
+def test_unknown_characters_get_a_clear_error(tmp_path, corpus):
+    from gentoolkit.export import export
+
+    from .conftest import train_tiny
+
+    run = train_tiny("gpt", tmp_path / "char", corpus, steps=4, extra=["data.tokenizer=char"])
+    export(run, tmp_path / "exp", log=lambda m: None)
+    lm = load(tmp_path / "exp")
+    with pytest.raises(GentoolError, match="'☃'"):
+        lm.generate("snow ☃", max_new_tokens=3)
+    line = one_error_line(run_cli("sample", str(tmp_path / "exp"), "-p", "snow ☃"))
+    assert "does not know" in line
