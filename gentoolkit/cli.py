@@ -220,6 +220,31 @@ def export(run, out, opset, atol, dtype, quantize, optimize, no_validate):
     main_cli(run, out, opset=opset, atol=atol, dtype=dtype, quantize=quantize, optimize=optimize, check=not no_validate)
 
 
+@cli.command()
+@click.option("--out", "-o", default="quickstart", show_default=True, type=click.Path(), help="Folder for everything it makes.")
+@click.option("--small", is_flag=True, help="Tiny models and few steps (seconds, for CI); the output is not meaningful.")
+@click.option("--seed", type=int, default=1, show_default=True)
+def quickstart(out, small, seed):
+    """Train a gpt and a gan, export both to ONNX, run them without torch, and show the results."""
+    from .quickstart import report, run
+
+    report(run(out, "small" if small else "default", seed))
+
+
+@cli.command()
+@click.option("--repeat", type=int, default=5, show_default=True, help="Timed repetitions (the median is shown).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def bench(repeat, as_json):
+    """Time one sample per family and back end: PyTorch, onnxruntime, onnxruntime-genai."""
+    from .bench import print_tables, run_all
+
+    res = run_all(repeat)
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+    else:
+        print_tables(res)
+
+
 reserved_command_names(set(cli.commands))
 
 

@@ -19,7 +19,7 @@ HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) 
 
 def test_hooks_are_found():
     assert set(HOOKS) == {"register_models", "register_samplers", "register_losses", "register_datasets",
-                          "register_commands"}
+                          "register_runtimes", "register_commands"}
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -52,8 +52,25 @@ def test_every_command_is_in_the_cli_reference():
 def test_docs_pages_exist_and_are_in_the_nav():
     nav = (ROOT / "mkdocs.yml").read_text()
     for page in ("index.md", "installation.md", "cli.md", "plugins.md", "architecture.md", "sampling.md",
-                 "configuration.md", "performance.md", "tutorials/train-a-language-model.md"):
+                 "configuration.md", "performance.md", "tutorials/train-a-language-model.md",
+                 "tutorials/mode-collapse.md", "export.md", "onnx-contract.md", "runtime.md"):
         assert (ROOT / "docs" / page).is_file(), page
         assert page in nav, page
     for img in re.findall(r"\]\((?:\.\./)?(img/[^)]+)\)", "".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))):
         assert (ROOT / "docs" / img).is_file(), img
+
+
+def test_every_onnx_name_is_in_the_contract():
+    from gentoolkit_autoregressive.export import io_names
+
+    contract = (ROOT / "docs" / "onnx-contract.md").read_text()
+    past, present = io_names(2)
+    for name in ["input_ids", "attention_mask", "position_ids", "logits", "z", "samples", *past, *present]:
+        generic = name.replace(".0.", ".{i}.").replace(".1.", ".{i}.")
+        assert f"`{generic}`" in contract, generic
+    from gentoolkit.export import export  # noqa: F401  (the manifest keys below are the ones it writes)
+
+    for key in ("format_version", "family", "model", "plugin", "plugin_version", "gentoolkit_version", "opset",
+                "dtype", "quantize", "model_file", "tokenizer", "config", "io", "runtime", "sampler_defaults",
+                "validation", "torch_version"):
+        assert f"`{key}`" in contract, key

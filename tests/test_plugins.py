@@ -18,7 +18,7 @@ from .conftest import run_cli, run_subprocess
 
 GOOD = '''
 import click
-from gentoolkit import DatasetSpec, LossSpec, ModelSpec, SamplerSpec, hookimpl
+from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
 from gentoolkit_autoregressive.config import GPTConfig, SECTIONS, GPT_PRESETS
 
 @hookimpl
@@ -44,6 +44,10 @@ def register_losses(register):
 def register_datasets(register):
     register(DatasetSpec(name="demo-text", kind="text", description="Two sentences.",
                          load=lambda: ["hello world. " * 400, "goodbye moon. " * 400]))
+
+@hookimpl
+def register_runtimes(register):
+    register(RuntimeSpec(name="demo-family", description="Runs nothing yet.", load="gt_demo:DemoRuntime"))
 
 @hookimpl
 def register_commands(cli):
@@ -130,9 +134,10 @@ def test_third_party_plugin_is_listed_and_usable(plugin_roots, tmp_path):
     assert demo["distribution"] == "gt-demo" and demo["version"] == "0.1" and demo["error"] is None
     assert demo["registered"] == {
         "models": ["demo-gpt"], "samplers": ["demo-greedy"], "losses": ["demo-ce"],
-        "datasets": ["demo-text"], "commands": ["hello"],
+        "datasets": ["demo-text"], "runtimes": ["demo-family"], "commands": ["hello"],
     }
-    assert set(demo["hooks"]) == {f"register_{k}" for k in ("models", "samplers", "losses", "datasets", "commands")}
+    assert set(demo["hooks"]) == {f"register_{k}" for k in ("models", "samplers", "losses", "datasets", "runtimes",
+                                                             "commands")}
     assert records["autoregressive"]["distribution"] == "gentoolkit"
     assert run_subprocess("hello", env=env).stdout.strip() == "hello from demo"
     models = json.loads(run_subprocess("models", "--json", env=env).stdout)

@@ -44,6 +44,7 @@ class Attention(nn.Module):
         super().__init__()
         self.n_head, self.n_kv_head = n_head, n_kv_head
         self.head_dim = n_embd // n_head
+        self.scale = 1.0 / math.sqrt(self.head_dim)
         self.c_attn = nn.Linear(n_embd, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias)
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.dropout = dropout
@@ -71,9 +72,9 @@ class Attention(nn.Module):
             v = v[:, :, None].expand(B, Hkv, rep, S, D).reshape(B, H, S, D)
         p = self.dropout if self.training else 0.0
         if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True, scale=self.scale)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=self.scale)
         y = y.transpose(1, 2).reshape(B, T, H * D)
         return self.resid_dropout(self.c_proj(y)), present
 

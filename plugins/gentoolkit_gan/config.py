@@ -107,6 +107,10 @@ GAN_PRESETS = {
     "tiny": {"model": {"hidden": 64, "g_layers": 2, "d_layers": 2}, "train": {"steps": 300, "batch_size": 64,
                                                                              "eval_interval": 100}},
     "fast": {"train": {"steps": 3000}},
+    # the 2014 recipe without today's stabilizers: the saturating minimax loss, no packing, no
+    # batch norm, no R1, no moving average, no decay; it collapses (see the mode-collapse tutorial)
+    "classic": {"model": {"pack": 1, "batch_norm": False, "ema": 0.0}, "train": {"steps": 4000, "lr_decay": False},
+                "loss": {"name": "minimax", "r1": 0.0}},
     "default": {},
 }
 DCGAN_PRESETS = {

@@ -1,0 +1,217 @@
+"""``gentool bench``: what one sample costs in each family and back end, side by side in one run.
+
+Autoregressive: nanoGPT's CPU model size (4 layers, 4 heads, 128 wide, context 64,
+65 symbols) with random weights (speed does not depend on training), greedy
+decoding of 63 tokens from a 1-token prompt, repeated:
+
+* PyTorch, recomputing the whole context each step (what nanoGPT's ``generate`` does),
+* PyTorch with the KV cache (gentoolkit's run-folder sampling),
+* gentoolkit.runtime (onnxruntime, KV cache, numpy sampling),
+* onnxruntime-genai on the same export folder, when it is installed.
+
+GAN: the default ``gan`` generator, one sample (batch 1), PyTorch eager against
+the runtime. Plus the time of ``import gentoolkit.runtime`` in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+NEW_TOKENS = 63
+
+
+def _timed(fn: Callable[[], Any], repeat: int) -> float:
+    fn()  # warm up
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _ar_export(folder: Path):
+    import torch
+
+    from .config import build as build_config
+    from .export import export
+    from .plugins import get_model
+    from .run import Run
+    from .training import save_weights
+
+    spec = get_model("gpt")
+    tree = build_config({"model": spec.config, **spec.sections}, spec.presets["micro"],
+                        sets=["data.tokenizer=char"])
+    run_dir = folder / "run"
+    run_dir.mkdir()
+    torch.manual_seed(0)
+    import string
+
+    from gentoolkit_autoregressive.model import build
+    from gentoolkit_autoregressive.tokenizers_ import char_tokenizer
+
+    tok = char_tokenizer([string.ascii_letters + string.digits + " .,;:!?'\n-"][:1])
+    tok.save(run_dir / "tokenizer.json")
+    import dataclasses
+
+    tree["model"] = dataclasses.replace(tree["model"], vocab_size=tok.vocab_size)
+    tree["data"] = dataclasses.replace(tree["data"], path=str(run_dir / "tokenizer.json"))
+    model = build(tree["model"]).eval()
+    run = Run(run_dir)
+    from .config import to_dict
+
+    run.write_config({"model": "gpt", "family": "autoregressive", "plugin": spec.plugin, "config": to_dict(tree)})
+    save_weights(run, {"": model})
+    export(run_dir, folder / "export", log=lambda m: None)
+    return model, tok, folder / "export"
+
+
+def bench_autoregressive(repeat: int = 5) -> list[dict]:
+    import numpy as np
+    import torch
+
+    from gentoolkit_autoregressive.sample import TorchDecoder
+    from gentoolkit_samplers.decoding import make_greedy
+
+    from .runtime import load
+    from .runtime.generation import generate_tokens
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model, tok, export_dir = _ar_export(Path(tmp))
+        block = model.config.block_size
+        prompt = [tok.encode("T")[0]]
+
+        @torch.no_grad()
+        def full_recompute():  # nanoGPT's generate(): crop, full forward, last logits, argmax
+            idx = torch.tensor([prompt])
+            for _ in range(NEW_TOKENS):
+                logits, _ = model(idx[:, -block:])
+                idx = torch.cat([idx, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+            return idx
+
+        greedy = make_greedy()
+
+        def torch_cached():
+            return list(generate_tokens(TorchDecoder(model), [prompt], sampler=greedy, max_new_tokens=NEW_TOKENS,
+                                        pad_id=tok.pad_id))
+
+        lm = load(export_dir)
+
+        def runtime():
+            return list(generate_tokens(lm.decoder, [prompt], sampler=greedy, max_new_tokens=NEW_TOKENS,
+                                        pad_id=tok.pad_id))
+
+        cases = [("PyTorch, full recompute (nanoGPT generate)", full_recompute),
+                 ("PyTorch, KV cache (gentool sample RUN)", torch_cached),
+                 ("gentoolkit.runtime (onnxruntime, KV cache)", runtime)]
+        try:
+            import onnxruntime_genai as og
+
+            og_model = og.Model(str(export_dir))
+
+            def genai():
+                params = og.GeneratorParams(og_model)
+                params.set_search_options(max_length=len(prompt) + NEW_TOKENS, do_sample=False)
+                gen = og.Generator(og_model, params)
+                gen.append_tokens(np.array(prompt, dtype=np.int32))
+                while not gen.is_done():
+                    gen.generate_next_token()
+
+            cases.append(("onnxruntime-genai, same folder", genai))
+        except ImportError:
+            pass
+        for name, fn in cases:
+            seconds = _timed(fn, repeat)
+            rows.append({"family": "autoregressive", "backend": name, "tokens_per_s": NEW_TOKENS / seconds,
+                         "ms_per_sample": 1000 * seconds})
+    return rows
+
+
+def bench_gan(repeat: int = 200) -> list[dict]:
+    import torch
+
+    from .config import build as build_config
+    from .export import export
+    from .plugins import get_model
+    from .run import Run
+    from .runtime import load
+    from .training import save_weights
+
+    spec = get_model("gan")
+    tree = build_config({"model": spec.config, **spec.sections}, sets=["model.data_dim=2"])
+    from gentoolkit_gan.models import build
+
+    torch.manual_seed(0)
+    G, D = build(tree["model"])
+    G_ema = G.eval()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        run_dir.mkdir()
+        from .config import to_dict
+
+        Run(run_dir).write_config({"model": "gan", "family": "gan", "plugin": spec.plugin, "config": to_dict(tree)})
+        save_weights(Run(run_dir), {"G_ema": G_ema, "G": G, "D": D})
+        export(run_dir, Path(tmp) / "export", log=lambda m: None)
+        gan = load(Path(tmp) / "export")
+        z = gan.latents(1, seed=0)
+        zt = torch.from_numpy(z)
+
+        @torch.no_grad()
+        def eager():
+            return G_ema(zt).numpy()
+
+        for name, fn in (("PyTorch eager, batch 1", eager), ("gentoolkit.runtime, batch 1", lambda: gan.generate_from(z))):
+            seconds = _timed(fn, repeat)
+            rows.append({"family": "gan", "backend": name, "ms_per_sample": 1000 * seconds,
+                         "samples_per_s": 1 / seconds})
+    return rows
+
+
+def import_time(repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import gentoolkit.runtime"], check=True)
+        times.append(time.perf_counter() - t)
+    base = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        base.append(time.perf_counter() - t)
+    return min(times) - min(base)
+
+
+def run_all(repeat: int = 5) -> dict:
+    import torch
+
+    torch.set_num_threads(1)  # like the runtime's session: one thread is as fast for models this small
+    ar = bench_autoregressive(repeat)
+    gan = bench_gan()
+    return {"autoregressive": ar, "gan": gan, "import_runtime_s": import_time()}
+
+
+def print_tables(res: dict) -> None:
+    ar = res["autoregressive"]
+    base = next(r for r in ar if "full recompute" in r["backend"])["tokens_per_s"]
+    print(f"Autoregressive, greedy, {NEW_TOKENS} new tokens, nanoGPT CPU size (4x128, context 64), 1 thread")
+    print("| back end | tokens/s | ms per sample | vs full recompute |")
+    print("|---|---|---|---|")
+    for r in ar:
+        print(f"| {r['backend']} | {r['tokens_per_s']:.0f} | {r['ms_per_sample']:.1f} | {r['tokens_per_s'] / base:.1f}x |")
+    print()
+    print("GAN generator (default gan), one sample")
+    print("| back end | ms per sample | samples/s |")
+    print("|---|---|---|")
+    for r in res["gan"]:
+        print(f"| {r['backend']} | {r['ms_per_sample']:.3f} | {r['samples_per_s']:.0f} |")
+    print()
+    print(f"import gentoolkit.runtime: {res['import_runtime_s']:.3f} s (beyond the interpreter's own start)")

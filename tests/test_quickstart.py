@@ -1,0 +1,28 @@
+"""gentool quickstart (small size) and gentool bench, end to end in fresh interpreters."""
+
+import json
+
+from .conftest import run_subprocess
+
+
+def test_quickstart_small(tmp_path):
+    out = tmp_path / "qs"
+    r = run_subprocess("quickstart", "--small", "-o", str(out), env={"MPLBACKEND": "Agg"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Text from the exported gpt" in r.stdout and "modes" in r.stdout and "Try next:" in r.stdout
+    for name in ("gpt-run/model.safetensors", "gan-run/model.safetensors", "gpt-onnx/model.onnx",
+                 "gpt-onnx/genai_config.json", "gan-onnx/model.onnx", "ring-samples.png", "gpt-run/loss.png"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "gan-onnx" / "gentoolkit.json").read_text())["family"] == "gan"
+    again = run_subprocess("quickstart", "--small", "-o", str(out))
+    assert again.returncode != 0 and "already holds a quickstart" in again.stderr
+
+
+def test_bench_reports_every_back_end():
+    r = run_subprocess("bench", "--repeat", "1", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    backends = [row["backend"] for row in res["autoregressive"]]
+    assert any("full recompute" in b for b in backends) and any("runtime" in b for b in backends)
+    assert all(row["tokens_per_s"] > 0 for row in res["autoregressive"])
+    assert len(res["gan"]) == 2 and res["import_runtime_s"] > 0
