@@ -82,15 +82,29 @@ def generate_tokens(
 
     logits, past, mask, last_pos = prefill()
     new = np.full(n, -1, dtype=np.int64)
+    # plain greedy needs neither the history nor a per-row draw: one vectorized argmax
+    fast_greedy = bool(getattr(sampler, "is_greedy", False)) and getattr(sampler, "repetition_penalty", 1.0) == 1.0
+    width = max(len(t) for t in tokens) + max_new_tokens
+    history = np.zeros((n, width), dtype=np.int64)  # the tokens so far, for samplers that look back
+    lengths = np.array([len(t) for t in tokens])
+    for i, t in enumerate(tokens):
+        history[i, : len(t)] = t
     for step in range(max_new_tokens):
         logits = np.array(logits, dtype=np.float32)
         logits[:, pad_id] = -np.inf  # padding is never a real token
         new[:] = -1
-        for i in np.flatnonzero(~done):
-            hist = np.asarray(tokens[i], dtype=np.int64)[None, :]
-            new[i] = int(sampler(logits[i : i + 1], hist, rngs[i])[0])
-            tokens[i].append(int(new[i]))
-            if (eos_id is not None and new[i] == eos_id) or (should_stop and should_stop(i, tokens[i])):
+        active = np.flatnonzero(~done)
+        if fast_greedy:
+            new[active] = logits[active].argmax(-1)
+        else:
+            for i in active:
+                new[i] = int(sampler(logits[i : i + 1], history[i : i + 1, : lengths[i]], rngs[i])[0])
+        for i in active:
+            t = int(new[i])
+            tokens[i].append(t)
+            history[i, lengths[i]] = t
+            lengths[i] += 1
+            if (eos_id is not None and t == eos_id) or (should_stop and should_stop(i, tokens[i])):
                 done[i] = True
         yield new.copy()
         if done.all() or step == max_new_tokens - 1:
