@@ -67,7 +67,7 @@ def sample_command(path, *, prompts, max_new_tokens, num_samples, seed, greedy, 
     spec = get_model(run.model_name)
     fn = _entry(spec, "sample")
     if spec.family == "autoregressive":
-        defaults = {k: v for k, v in run.config.get("sampler", {}).items() if k != "max_new_tokens"}
+        defaults = run.config.get("sampler", {})  # make_sampler takes the keys its sampler has
         logit_opts = {k: v for k, v in options.items() if k != "truncation"}
         sampler = make_sampler("logits", name=sampler_name, defaults=defaults, options=logit_opts,
                                sampler_opts=sampler_opts, greedy=greedy)
@@ -91,5 +91,3 @@ def eval_command(path, *, data, as_json, device) -> None:
     for key, value in result.items():
         click.echo(f"{key:>16}: {value:.4f}" if isinstance(value, float) else f"{key:>16}: {value}")
 
-
-__all__ = ["sample_command", "eval_command", "is_export"]

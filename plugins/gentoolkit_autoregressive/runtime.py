@@ -77,8 +77,7 @@ class TextModel:
     def _sampler(self, greedy, sampler, sampler_opts, options):
         from gentoolkit.sampling import make_sampler
 
-        defaults = {k: v for k, v in self.defaults.items() if k != "max_new_tokens"}
-        return make_sampler("logits", name=sampler, defaults=defaults, options=options, sampler_opts=sampler_opts,
+        return make_sampler("logits", name=sampler, defaults=self.defaults, options=options, sampler_opts=sampler_opts,
                             greedy=greedy)
 
     def stream_rows(self, prompts: Sequence[str], *, max_new_tokens: int | None = None, seed: int | None = None,

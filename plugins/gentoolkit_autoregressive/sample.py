@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import torch
 
 from gentoolkit import get_model
@@ -86,11 +85,3 @@ def evaluate(run: Run, *, data: str | None = None, device: str = "cpu") -> dict:
         "data": source,
         "tokenizer": tok.kind,
     }
-
-
-def sampler_defaults(run: Run) -> dict:
-    cfg = run.config.get("sampler", {})
-    return {k: v for k, v in cfg.items() if k != "max_new_tokens"}
-
-
-__all__ = ["TorchDecoder", "load_run", "sample", "evaluate", "sampler_defaults", "np"]
