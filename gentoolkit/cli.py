@@ -9,6 +9,7 @@ become one ``Error: ...`` line and exit code 1; anything else keeps its tracebac
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -31,6 +32,8 @@ class GentoolGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GentoolError as exc:
+            if os.environ.get("RANK", "0") != "0":  # under torchrun, worker 0 alone says it
+                raise click.exceptions.Exit(1) from None
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             raise click.exceptions.Exit(130) from None
@@ -126,7 +129,9 @@ def plugins(as_json: bool):
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--resume", is_flag=True, help="Continue the run in --out (also extends a finished run to more --steps).")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as TOML and exit.")
-def train(model, preset, config_file, sets, data, out, steps, seed, device, resume, print_config):
+@click.option("--nproc-per-node", "nproc", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="Workers on this machine (PyTorch DDP through torchrun; gloo on CPU, NCCL on CUDA).")
+def train(model, preset, config_file, sets, data, out, steps, seed, device, resume, print_config, nproc):
     """Train MODEL (see 'gentool models') into a run folder.
 
     Ctrl-C saves the state first; continue with --resume --out RUN.
@@ -143,6 +148,7 @@ def train(model, preset, config_file, sets, data, out, steps, seed, device, resu
         resume=resume,
         print_config=print_config,
         shortcuts={"data.path": data, "train.steps": steps, "train.seed": seed},
+        nproc=nproc,
     )
 
 

@@ -61,6 +61,45 @@ class Context:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        """The module as DistributedDataParallel under torchrun, unchanged in one process."""
+        if not self.distributed:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+    def mean(self, value: float) -> float:
+        """The mean of a number over all workers (what a log line should show)."""
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)], dtype=torch.float64)
+        dist.all_reduce(t)
+        return float(t.item()) / self.world_size
+
+    def any(self, flag: bool) -> bool:
+        """True on every worker when it is true on one (so all stop at the same step)."""
+        if not self.distributed:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([1 if flag else 0], dtype=torch.int64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
     def alarm(self, step: int, message: str) -> None:
         """Report a problem (for example mode collapse) at once, on the bar and in the log."""
         text = f"ALARM at step {step}: {message}"
@@ -158,7 +197,10 @@ def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
     with interrupted:
         while step < total:
             metrics = task.train_step(step)
+            if ctx.distributed:
+                metrics = {k: (v if k == "tokens" else ctx.mean(v)) for k, v in metrics.items()}
             step += 1
+            stop = ctx.any(interrupted.requested)
             window_tokens += int(metrics.pop("tokens", 0))
             if step % cfg.log_interval == 0 or step == total:
                 now = time.perf_counter()
@@ -176,11 +218,11 @@ def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
                 last_eval = task.evaluate(step)
                 if ctx.is_main:
                     run.append_metrics({"step": step, **{k: round(float(v), 6) for k, v in last_eval.items()}})
-            if step % cfg.eval_interval == 0 or step == total or interrupted.requested:
+            if step % cfg.eval_interval == 0 or step == total or stop:
                 checkpoint(ctx, task, step)
                 window_t = time.perf_counter()  # throughput counts training time only
             bar.update(1)
-            if interrupted.requested and step < total:
+            if stop and step < total:
                 bar.close()
                 if ctx.is_main:
                     print(
@@ -250,7 +292,8 @@ def load_checkpoint(ctx: Context, task: Task) -> int:
     state = load_state(run.file(STATE))
     task.load_state_dict(state)
     torch.set_rng_state(state["torch_rng"])
-    run.truncate_metrics(state["step"])
+    if ctx.is_main:
+        run.truncate_metrics(state["step"])
     return int(state["step"])
 
 
@@ -269,26 +312,76 @@ def train(
     out = Path(out)
     run = Run(out)
     out.mkdir(parents=True, exist_ok=True)
+    world, rank, local = distributed_env()
     dev = resolve_device(device)
+    if world > 1:
+        dev = init_distributed(dev, local)
     seed_everything(config["train"].seed)
-    ctx = Context(spec=spec, config=dict(config), run=run, device=dev, resume=resume)
-    task_cls = resolve(spec.trainer)
-    task = task_cls(ctx)  # the task may fill in derived config (vocab_size) before config.json is written
-    ctx.run.write_config(
-        {
-            "model": spec.name,
-            "family": spec.family,
-            "plugin": spec.plugin,
-            "gentoolkit_version": __version__,
-            **(extra_meta or {}),
-            "config": to_dict(ctx.config),
-        }
-    )
-    start = load_checkpoint(ctx, task) if resume else 0
-    if start >= ctx.config["train"].steps:
-        print(f"Run {out} already reached step {start}; raise --steps to train further.", file=sys.stderr)
-        return run, {}
-    return run, fit(ctx, task, start_step=start)
+    ctx = Context(spec=spec, config=dict(config), run=run, device=dev, resume=resume, rank=rank, world_size=world)
+    try:
+        task_cls = resolve(spec.trainer)
+        task = task_cls(ctx)  # the task may fill in derived config (vocab_size) before config.json is written
+        if ctx.is_main:
+            ctx.run.write_config(
+                {
+                    "model": spec.name,
+                    "family": spec.family,
+                    "plugin": spec.plugin,
+                    "gentoolkit_version": __version__,
+                    **(extra_meta or {}),
+                    "config": to_dict(ctx.config),
+                }
+            )
+        ctx.barrier()
+        start = load_checkpoint(ctx, task) if resume else 0
+        if start >= ctx.config["train"].steps:
+            if ctx.is_main:
+                print(f"Run {out} already reached step {start}; raise --steps to train further.", file=sys.stderr)
+            return run, {}
+        last = fit(ctx, task, start_step=start)
+        ctx.barrier()
+        return run, last
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def launch(nproc: int, argv: list[str]) -> None:
+    """``gentool train --nproc-per-node N``: start N workers on this machine through torchrun."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+
+    try:
+        torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "gentoolkit", "train", *argv])
+    except ChildFailedError as exc:
+        raise RunError(f"a worker failed ({len(exc.failures)} of {nproc}); its own error is printed above") from None
+
+
+def distributed_env() -> tuple[int, int, int]:
+    """(world size, rank, local rank) as torchrun sets them; (1, 0, 0) in one process."""
+    import os
+
+    return (int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
+            int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def init_distributed(device: torch.device, local_rank: int) -> torch.device:
+    """Join the process group torchrun set up: NCCL on CUDA, gloo on the CPU."""
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        try:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        except Exception as exc:  # noqa: BLE001 - a wrong launch is a user error
+            raise RunError(f"cannot join the distributed group ({type(exc).__name__}: {exc}); "
+                           "check --rdzv-endpoint / MASTER_ADDR and MASTER_PORT, or use --standalone") from None
+    return device
 
 
 def train_from_cli(
@@ -302,8 +395,9 @@ def train_from_cli(
     resume: bool,
     print_config: bool,
     shortcuts: dict[str, Any],
+    nproc: int = 1,
 ) -> None:
-    """What ``gentool train`` does: resolve the config tree, then :func:`train`."""
+    """What ``gentool train`` does: resolve the config tree, then :func:`train` (or start workers)."""
     from .config import build, dumps_toml, load_file, to_dict
     from .plugins import get_model
 
@@ -338,8 +432,24 @@ def train_from_cli(
         print(dumps_toml(to_dict(tree)), end="")
         return
     out_dir = Path(out) if out else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not resume and (out_dir / "config.json").exists():
+    world, rank, _ = distributed_env()
+    if not resume and (out_dir / "config.json").exists() and rank == 0:
         raise RunError(f"{str(out_dir)!r} already holds a run; continue it with --resume or pick another --out")
+    if nproc > 1 and world == 1:
+        batch = getattr(tree["train"], "batch_size", None)
+        if batch is not None and batch % nproc:
+            raise ConfigError(f"train.batch_size ({batch}) must be a multiple of --nproc-per-node ({nproc}): "
+                              "it is the global batch, split between the workers")
+        argv = [model, "--out", str(out_dir), "--device", device]
+        argv += ["--preset", preset] if preset else []
+        argv += ["--config", config_file] if config_file else []
+        argv += ["--resume"] if resume else []
+        for expr in [f"{k}={v}" for k, v in short.items()] + list(sets):
+            argv += ["--set", expr]
+        launch(nproc, argv)
+        return
     run, last = train(spec, tree, out_dir, device=device, resume=resume, extra_meta={"preset": preset or spec.default_preset})
+    if rank != 0:
+        return
     summary = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
     print(f"Run saved in {run.path}" + (f" ({summary})" if summary else ""), file=sys.stderr)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from gentoolkit import get_loss
-from gentoolkit.errors import DataError
+from gentoolkit.errors import ConfigError, DataError
 from gentoolkit.registry import resolve
 from gentoolkit.runtime.tokenizer import TextTokenizer
 from gentoolkit.training import Context, cosine_lr
@@ -47,12 +47,14 @@ class LanguageModelTask:
         cfg = ctx.config
         data, train = cfg["data"], cfg["train"]
         docs = load_documents(data.path)
+        if train.batch_size % ctx.world_size:
+            raise ConfigError(f"train.batch_size ({train.batch_size}) must be a multiple of the number of workers "
+                              f"({ctx.world_size}): it is the global batch, split between them")
         tok_file = ctx.run.file("tokenizer.json")
-        if ctx.resume and tok_file.is_file():
-            self.tokenizer = TextTokenizer.from_file(tok_file, data.tokenizer)
-        else:
-            self.tokenizer = build_tokenizer(data.tokenizer, docs, data.bpe_vocab_size)
-            self.tokenizer.save(tok_file)
+        if ctx.is_main and not (ctx.resume and tok_file.is_file()):
+            build_tokenizer(data.tokenizer, docs, data.bpe_vocab_size).save(tok_file)
+        ctx.barrier()  # every worker reads the one tokenizer the main worker wrote
+        self.tokenizer = TextTokenizer.from_file(tok_file, data.tokenizer)
         mcfg = dataclasses.replace(cfg["model"], vocab_size=self.tokenizer.vocab_size)
         cfg["model"] = mcfg
         ids = encode_corpus(self.tokenizer, docs)
@@ -71,12 +73,13 @@ class LanguageModelTask:
             betas=(train.beta1, train.beta2),
         )
         self.rng = np.random.default_rng(train.seed)
-        self.forward = torch.compile(self.model) if train.compile else self.model
+        self.forward = ctx.wrap(torch.compile(self.model) if train.compile else self.model)
 
     # batches -----------------------------------------------------------------
-    def batch(self, windows: torch.Tensor, rng: np.random.Generator, batch_size: int):
+    def batch(self, windows: torch.Tensor, rng: np.random.Generator, batch_size: int, shard: bool = True):
         ix = rng.integers(0, len(windows), size=batch_size)
-        ix = ix[self.ctx.rank :: self.ctx.world_size]  # each worker its own share of the global batch
+        if shard:  # each worker its own disjoint share of the global batch
+            ix = ix[self.ctx.rank :: self.ctx.world_size]
         w = windows[torch.from_numpy(ix)].to(self.ctx.device, non_blocking=True)
         return w[:, :-1], w[:, 1:]
 
@@ -118,7 +121,7 @@ class LanguageModelTask:
         rng = np.random.default_rng(cfg.seed + 1)  # the same windows at every evaluation
         losses = []
         for _ in range(cfg.eval_batches):
-            x, y = self.batch(self.val_windows, rng, cfg.batch_size)
+            x, y = self.batch(self.val_windows, rng, cfg.batch_size, shard=False)
             with self.ctx.autocast():
                 logits, _ = self.model(x)
             losses.append(torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1)).item())

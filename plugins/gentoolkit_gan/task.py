@@ -62,8 +62,9 @@ class GANTask:
         cfg = ctx.config
         train = cfg["train"]
         mcfg, self.data = prepare(cfg)
-        if train.batch_size % mcfg.pack:
-            raise ConfigError(f"train.batch_size ({train.batch_size}) must be a multiple of model.pack ({mcfg.pack})")
+        if train.batch_size % (mcfg.pack * ctx.world_size):
+            raise ConfigError(f"train.batch_size ({train.batch_size}) must be a multiple of model.pack ({mcfg.pack})"
+                              + (f" times the number of workers ({ctx.world_size})" if ctx.distributed else ""))
         self.cfg = mcfg
         low, high = self.data.low or 0.0, self.data.high or 1.0
         G, D = build(mcfg, low, high)
@@ -76,6 +77,7 @@ class GANTask:
         dev = ctx.device
         self.G, self.D = G.to(dev), D.to(dev)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.G_train, self.D_train = ctx.wrap(self.G), ctx.wrap(self.D)  # DDP under torchrun
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2))
         self.loss = gan_loss(cfg)
@@ -91,8 +93,11 @@ class GANTask:
         ix = self.rng.integers(0, len(self.x), size=n)[self.ctx.rank :: self.ctx.world_size]
         return self.x[torch.from_numpy(ix)].to(self.ctx.device)
 
-    def z(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.cfg.z_dim, device=self.ctx.device)
+    def z(self) -> torch.Tensor:
+        """This worker's share of a global batch of latents (the same stream as in one process)."""
+        n = self.ctx.config["train"].batch_size
+        z = torch.randn(n, self.cfg.z_dim, device=self.ctx.device)
+        return z[self.ctx.rank :: self.ctx.world_size]
 
     # Task protocol -------------------------------------------------------------
     def weights(self):
@@ -120,8 +125,11 @@ class GANTask:
         for _ in range(train.n_critic):
             real = self.batch()
             with torch.no_grad():
-                fake = self.G(self.z(len(real)))
-            loss_d = self.loss.dis(self.D(real), self.D(fake))
+                fake = self.G(self.z())
+            # one forward of D over real and fake together (one DDP forward per backward)
+            scores = self.D_train(torch.cat([real, fake]))
+            d_real, d_fake = scores.chunk(2)
+            loss_d = self.loss.dis(d_real, d_fake)
             if self.loss.gradient_penalty:
                 loss_d = loss_d + lcfg.gp_weight * gradient_penalty(self.D, real, fake)
             if lcfg.r1 > 0:
@@ -129,8 +137,8 @@ class GANTask:
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
-        fake = self.G(self.z(len(real)))
-        loss_g = self.loss.gen(self.D(fake))
+        fake = self.G_train(self.z())
+        loss_g = self.loss.gen(self.D_train(fake))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
