@@ -2,8 +2,8 @@
 
 A back end is a *decoder*: a callable ``decoder(input_ids, attention_mask,
 position_ids, past) -> (logits, past)`` returning the logits of the last
-position ``[batch, vocab]`` (float32), plus ``context_length`` and
-``empty_past(batch)``. The loop does left padding, the KV cache bookkeeping,
+position ``[batch, vocab]`` (float32, an array the loop may modify), plus
+``context_length`` and ``empty_past(batch)``. The loop does left padding, the KV cache bookkeeping,
 sampling and stop conditions, so both back ends give the same tokens for the
 same seed.
 
@@ -90,7 +90,7 @@ def generate_tokens(
     for i, t in enumerate(tokens):
         history[i, : len(t)] = t
     for step in range(max_new_tokens):
-        logits = np.array(logits, dtype=np.float32)
+        logits = np.asarray(logits, dtype=np.float32)  # the decoder's own array: the loop may write to it
         logits[:, pad_id] = -np.inf  # padding is never a real token
         new[:] = -1
         active = np.flatnonzero(~done)
