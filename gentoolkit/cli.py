@@ -251,6 +251,24 @@ def bench(repeat, as_json):
         print_tables(res)
 
 
+@cli.group()
+def plugin():
+    """Work on gentoolkit plugins."""
+
+
+@plugin.command(name="new")
+@click.argument("name")
+@click.option("--dir", "parent", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Where to create gentoolkit-NAME/.")
+def plugin_new(name, parent):
+    """Write a working plugin skeleton: package, entry point, a model, a sampler, a loss, tests."""
+    from .scaffold import new_plugin
+
+    path = new_plugin(name, parent)
+    click.echo(f"created {path}")
+    click.echo(f"next: pip install -e {path} && gentool plugins && python -m pytest {path / 'tests'}")
+
+
 reserved_command_names(set(cli.commands))
 
 
