@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import settings
 
 from gentoolkit.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# CI runs the same examples every time (a failure there is reproducible); locally they vary.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 TINY = {
     "gpt": ["model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32"],
