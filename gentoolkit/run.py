@@ -35,6 +35,9 @@ class Run:
         p = Path(path)
         if not p.exists():
             raise RunError(f"run folder {str(p)!r} does not exist; train one with 'gentool train MODEL --out {p}'")
+        if not (p / CONFIG).is_file() and (p / "gentoolkit.json").is_file():
+            raise RunError(f"{str(p)!r} is an export folder, not a training run; this command needs the run "
+                           "folder of 'gentool train' (gentool sample takes either)")
         if not (p / CONFIG).is_file():
             raise RunError(f"{str(p)!r} is not a gentoolkit run folder (no {CONFIG}); pass the --out folder of 'gentool train'")
         return cls(p)
