@@ -6,7 +6,7 @@ import sys
 
 from gentoolkit.cli import cli
 
-HEAVY = ("torch", "onnx", "onnxruntime", "matplotlib")
+HEAVY = ("torch", "onnx", "onnxruntime", "matplotlib", "numpy")  # numpy too: it costs --help 80 ms
 
 PROBE = r"""
 import sys, json
