@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     spec = get_model("gpt")
-    tree = build({"model": spec.config, **spec.sections}, sets=RECIPE + [f"train.steps={args.steps}"])
+    tree = build(spec.config_sections, sets=RECIPE + [f"train.steps={args.steps}"])
     out = Path(args.out or tempfile.mkdtemp(prefix="nanogpt-recipe-"))
     t0 = time.perf_counter()
     run, last = train(spec, tree, out, device="cpu")

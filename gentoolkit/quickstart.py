@@ -38,14 +38,14 @@ def run(out: str | Path = "quickstart", size: str = "default", seed: int = 1337)
 
     say(f"[1/4] training gpt ({gpt_preset}, {gpt_steps} steps) on Python's documentation text")
     spec = get_model("gpt")
-    tree = build_config({"model": spec.config, **spec.sections}, spec.presets[gpt_preset],
+    tree = build_config(spec.config_sections, spec.presets[gpt_preset],
                         sets=[f"train.steps={gpt_steps}", f"train.seed={seed}",
                               f"train.eval_interval={max(gpt_steps // 3, 1)}"])
     _, gpt_eval = train(spec, tree, out / "gpt-run", device="auto", extra_meta={"preset": gpt_preset})
 
     say(f"[2/4] training gan ({gan_preset}, {gan_steps} steps) on ring (8 Gaussians)")
     spec = get_model("gan")
-    tree = build_config({"model": spec.config, **spec.sections}, spec.presets[gan_preset],
+    tree = build_config(spec.config_sections, spec.presets[gan_preset],
                         sets=["data.path=ring", f"train.steps={gan_steps}", f"train.seed={seed}",
                               f"train.eval_interval={gan_steps}"])
     train(spec, tree, out / "gan-run", device="auto", extra_meta={"preset": gan_preset})

@@ -59,6 +59,11 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     plugin: str = ""
 
+    @property
+    def config_sections(self) -> dict[str, type]:
+        """Every section of this model's config tree, ``model`` first."""
+        return {"model": self.config, **self.sections}
+
 
 @dataclass(frozen=True)
 class SamplerSpec:

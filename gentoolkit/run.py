@@ -57,6 +57,13 @@ class Run:
     def model_name(self) -> str:
         return self.meta["model"]
 
+    def tree(self) -> dict[str, Any]:
+        """The resolved config tree (frozen dataclasses) rebuilt from ``config.json``."""
+        from .config import build
+        from .plugins import get_model
+
+        return build(get_model(self.model_name).config_sections, self.config)
+
     def file(self, name: str) -> Path:
         return self.path / name
 

@@ -402,7 +402,7 @@ def train_from_cli(
     from .plugins import get_model
 
     spec = get_model(model)
-    sections = {"model": spec.config, **spec.sections}
+    sections = spec.config_sections
     layers: list[dict] = []
     if resume:
         if out is None:

@@ -113,7 +113,7 @@ def test_digits_metrics_on_real_and_collapsed_digits():
 
 def test_alarm_fires_on_a_generator_that_outputs_one_point(tmp_path):
     spec = get_model("gan")
-    tree = build_config({"model": spec.config, **spec.sections}, spec.presets["tiny"],
+    tree = build_config(spec.config_sections, spec.presets["tiny"],
                         sets=["data.n_samples=512", "train.eval_samples=300"])
     ctx = Context(spec=spec, config=dict(tree), run=Run(tmp_path), device=torch.device("cpu"))
     task = GANTask(ctx)

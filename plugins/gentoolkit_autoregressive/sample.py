@@ -7,8 +7,6 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from gentoolkit import get_model
-from gentoolkit.config import build as build_config
 from gentoolkit.run import WEIGHTS, Run
 from gentoolkit.runtime.generation import stream_text
 from gentoolkit.runtime.tokenizer import TextTokenizer
@@ -38,8 +36,7 @@ class TorchDecoder:
 def load_run(run: Run, device: str = "cpu"):
     """Rebuild the model from ``config.json`` alone and load its weights; returns (model, tokenizer, tree)."""
     run.require(WEIGHTS, "tokenizer.json")
-    spec = get_model(run.model_name)
-    tree = build_config({"model": spec.config, **spec.sections}, run.config)
+    tree = run.tree()
     model = build(tree["model"])
     load_weights(run.file(WEIGHTS), {"": model})
     tok = TextTokenizer.from_file(run.file("tokenizer.json"), tree["data"].tokenizer)

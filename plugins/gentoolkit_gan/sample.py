@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gentoolkit import get_model
-from gentoolkit.config import build as build_config
 from gentoolkit.run import WEIGHTS, Run
 from gentoolkit.training import load_weights
 
@@ -17,8 +15,7 @@ from .models import build
 def load_generator(run: Run, device: str = "cpu"):
     """The moving-average generator of a run, rebuilt from config.json alone; returns (G, config tree)."""
     run.require(WEIGHTS)
-    spec = get_model(run.model_name)
-    tree = build_config({"model": spec.config, **spec.sections}, run.config)
+    tree = run.tree()
     G, _ = build(tree["model"])
     load_weights(run.file(WEIGHTS), {"G_ema": G})
     return G.to(device).eval(), tree
