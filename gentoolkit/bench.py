@@ -10,7 +10,11 @@ decoding of 63 tokens from a 1-token prompt, repeated:
 * onnxruntime-genai on the same export folder, when it is installed.
 
 GAN: the default ``gan`` generator, one sample (batch 1), PyTorch eager against
-the runtime. Plus the time of ``import gentoolkit.runtime`` in a fresh interpreter.
+the runtime. Families from other plugins join through ``ModelSpec.bench``: a function
+``bench(repeat) -> rows`` whose rows (``family``, ``backend``, ``ms_per_sample``,
+``passes``; ``headline: True`` on the row for the side-by-side table) are printed
+beside the built-ins. Last comes the time of ``import gentoolkit.runtime`` in a
+fresh interpreter.
 """
 
 from __future__ import annotations
@@ -191,13 +195,46 @@ def import_time(repeat: int = 5) -> float:
     return min(times) - min(base)
 
 
+def bench_plugins(repeat: int = 5) -> list[dict]:
+    """Rows from every model spec that declares ``bench`` (each function run once)."""
+    from .plugins import get_registries
+    from .registry import resolve
+
+    rows, seen = [], set()
+    for spec in get_registries().models:
+        if spec.bench is None or spec.bench in seen:
+            continue
+        seen.add(spec.bench)
+        for row in resolve(spec.bench)(repeat):
+            rows.append({"family": spec.family, "plugin": spec.plugin, **row})
+    return rows
+
+
+def one_sample(res: dict) -> list[dict]:
+    """The side-by-side table: one whole sample of each family through gentoolkit.runtime."""
+    rows = []
+    ar = next((r for r in res["autoregressive"] if r["backend"].startswith("gentoolkit.runtime")), None)
+    if ar:
+        rows.append({"family": "autoregressive", "what": f"gpt, {NEW_TOKENS} tokens", "passes": NEW_TOKENS,
+                     "ms_per_sample": ar["ms_per_sample"]})
+    gan = next((r for r in res["gan"] if r["backend"].startswith("gentoolkit.runtime")), None)
+    if gan:
+        rows.append({"family": "gan", "what": "gan, one 2-D point", "passes": 1, "ms_per_sample": gan["ms_per_sample"]})
+    for r in res.get("plugins", []):
+        if r.get("headline"):
+            rows.append({"family": r["family"], "what": r.get("what", r["backend"]), "passes": r.get("passes"),
+                         "ms_per_sample": r["ms_per_sample"]})
+    return rows
+
+
 def run_all(repeat: int = 5) -> dict:
     import torch
 
     torch.set_num_threads(1)  # like the runtime's session: one thread is as fast for models this small
-    ar = bench_autoregressive(repeat)
-    gan = bench_gan()
-    return {"autoregressive": ar, "gan": gan, "import_runtime_s": import_time()}
+    res = {"autoregressive": bench_autoregressive(repeat), "gan": bench_gan(), "plugins": bench_plugins(repeat)}
+    res["one_sample"] = one_sample(res)
+    res["import_runtime_s"] = import_time()
+    return res
 
 
 def print_tables(res: dict) -> None:
@@ -214,5 +251,18 @@ def print_tables(res: dict) -> None:
     print("|---|---|---|")
     for r in res["gan"]:
         print(f"| {r['backend']} | {r['ms_per_sample']:.3f} | {r['samples_per_s']:.0f} |")
+    print()
+    if res.get("plugins"):
+        print("Plugin families")
+        print("| family | back end | ms per sample | passes |")
+        print("|---|---|---|---|")
+        for r in res["plugins"]:
+            print(f"| {r['family']} | {r['backend']} | {r['ms_per_sample']:.3f} | {r.get('passes', '')} |")
+        print()
+    print("One whole sample, each family through gentoolkit.runtime (batch 1)")
+    print("| family | sample | network passes | ms per sample |")
+    print("|---|---|---|---|")
+    for r in res["one_sample"]:
+        print(f"| {r['family']} | {r['what']} | {r['passes']} | {r['ms_per_sample']:.3f} |")
     print()
     print(f"import gentoolkit.runtime: {res['import_runtime_s']:.3f} s (beyond the interpreter's own start)")

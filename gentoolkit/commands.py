@@ -66,7 +66,9 @@ def sample_command(path, *, prompts, max_new_tokens, num_samples, seed, greedy, 
     run = Run.open(path)
     spec = get_model(run.model_name)
     fn = _entry(spec, "sample")
-    if spec.family == "autoregressive":
+    if options.get("truncation") is not None and spec.sampler_kind != "latent":
+        raise GentoolError(f"--truncation is for latent samplers (GANs); {spec.name} uses {spec.sampler_kind} samplers")
+    if spec.sampler_kind == "logits":
         defaults = run.config.get("sampler", {})  # make_sampler takes the keys its sampler has
         logit_opts = {k: v for k, v in options.items() if k != "truncation"}
         sampler = make_sampler("logits", name=sampler_name, defaults=defaults, options=logit_opts,
@@ -76,8 +78,9 @@ def sample_command(path, *, prompts, max_new_tokens, num_samples, seed, greedy, 
                              stop=stop, device=device))
         return
     defaults = {k: v for k, v in run.config.get("sampler", {}).items() if v is not None}
-    sampler = make_sampler("latent", name=sampler_name, defaults=defaults,
-                           options={"truncation": options.get("truncation")}, sampler_opts=sampler_opts)
+    given = {"truncation": options.get("truncation")} if spec.sampler_kind == "latent" else {}
+    sampler = make_sampler(spec.sampler_kind, name=sampler_name, defaults=defaults, options=given,
+                           sampler_opts=sampler_opts)
     fn(run, n=num_samples, sampler=sampler, seed=seed, out=out, device=device)
 
 

@@ -42,6 +42,9 @@ class ModelSpec:
     ``sampler``). ``build(model_config, vocab_size=...)`` returns the network,
     ``trainer`` is the family's training task (see :mod:`gentoolkit.training`),
     and ``export`` describes the ONNX graph as plain data (see the export docs).
+    ``sampler_kind`` names the kind of sampler ``gentool sample`` builds for it
+    (``"logits"``, ``"latent"``, or a kind a plugin defines), and ``bench``
+    (optional) times one whole sample for ``gentool bench``'s side-by-side table.
     """
 
     name: str
@@ -56,8 +59,14 @@ class ModelSpec:
     export: str | Callable | None = None
     sample: str | Callable | None = None
     evaluate: str | Callable | None = None
+    sampler_kind: str | None = None  # default: "logits" for the autoregressive family, else "latent"
+    bench: str | Callable | None = None
     aliases: tuple[str, ...] = ()
     plugin: str = ""
+
+    def __post_init__(self):
+        if self.sampler_kind is None:
+            object.__setattr__(self, "sampler_kind", "logits" if self.family == "autoregressive" else "latent")
 
     @property
     def config_sections(self) -> dict[str, type]:
@@ -67,7 +76,7 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """A sampler: ``kind`` is ``"logits"`` (decoding) or ``"latent"`` (GAN noise).
+    """A sampler: ``kind`` is ``"logits"`` (decoding), ``"latent"`` (GAN noise) or a plugin's own kind.
 
     ``factory(**options)`` returns the sampler object; it must be numpy-only so
     that PyTorch and onnxruntime share it. ``options`` lists option names with

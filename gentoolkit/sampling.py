@@ -23,25 +23,33 @@ def make_sampler(
     sampler_opts: Sequence[str] = (),
     greedy: bool = False,
 ):
-    """Build a registered sampler of ``kind`` (``"logits"`` or ``"latent"``).
+    """Build a registered sampler of ``kind`` (``"logits"``, ``"latent"`` or a plugin's kind).
 
-    ``defaults`` are the model's stored sampler defaults, ``options`` the values
-    the user gave (``None`` = not given), ``sampler_opts`` ``key=value`` strings
-    for a sampler's own options. Without ``name``: ``greedy`` or ``sample`` for
-    logits, ``truncated`` (when a truncation is given) or ``normal`` for latents.
+    ``defaults`` are the model's stored sampler defaults (its ``[sampler]``
+    section, whose ``name`` key picks the sampler), ``options`` the values the
+    user gave (``None`` = not given), ``sampler_opts`` ``key=value`` strings for
+    a sampler's own options. Without ``name`` or a default one: ``greedy`` or
+    ``sample`` for logits, ``truncated`` (when a truncation is given) or
+    ``normal`` for latents; other kinds must name theirs.
     """
     regs = get_registries().samplers
     given = {k: v for k, v in (options or {}).items() if v is not None}
-    if name is None:
-        if kind == "logits":
-            name = "greedy" if greedy else "sample"
-        else:
-            name = "truncated" if given.get("truncation") else "normal"
+    defaults = dict(defaults or {})
+    default_name = defaults.pop("name", None)
+    if name is None and kind == "logits":
+        name = "greedy" if greedy else "sample"
+    elif name is None and kind == "latent":
+        name = "truncated" if given.get("truncation") else (default_name or "normal")
+    elif name is None:
+        name = default_name
+        if name is None:
+            kinds = ", ".join(s.name for s in regs if s.kind == kind) or "none registered"
+            raise ConfigError(f"choose a {kind} sampler with --sampler ({kinds})")
     spec = regs.get(name)
     if spec.kind != kind:
         raise ConfigError(f"sampler {name!r} is a {spec.kind} sampler; this model needs a {kind} sampler")
     values: dict[str, Any] = {}
-    for key, value in {**(defaults or {}), **given}.items():
+    for key, value in {**defaults, **given}.items():
         if key in spec.options:
             values[key] = value
         elif key in given and key not in ("truncation",) and value is not None and name not in ("greedy",):

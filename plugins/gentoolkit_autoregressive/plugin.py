@@ -31,6 +31,7 @@ def register_models(register):
                 sample=f"{_P}.sample:sample",
                 evaluate=f"{_P}.sample:evaluate",
                 export=f"{_P}.export:plan",
+                sampler_kind="logits",
             )
         )
 

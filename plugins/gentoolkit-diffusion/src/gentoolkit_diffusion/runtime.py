@@ -1,0 +1,62 @@
+"""Torch-free driver for exported ``ddpm`` denoisers: the sampling loop in numpy around onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class DiffusionModel:
+    """An exported denoiser: ``sample(n, seed, steps, sampler, eta)`` returns samples in the data's layout and range."""
+
+    family = "diffusion"
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], session):
+        self.folder = Path(folder)
+        self.manifest = manifest
+        rt = manifest["runtime"]
+        self.session = session
+        self.shape = tuple(int(d) for d in rt["sample_shape"])
+        self.alphas_cumprod = np.asarray(rt["alphas_cumprod"], dtype=np.float64)
+        self.clip = (-1.0, 1.0) if rt.get("clip_sample") else None
+        self.shift = np.asarray(rt["shift"], np.float32)
+        self.scale = np.asarray(rt["scale"], np.float32)
+        self.low, self.high = rt.get("low"), rt.get("high")
+        self.defaults = dict(manifest.get("sampler_defaults") or {})
+
+    def denoise(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Predicted noise in ``x`` at timesteps ``t`` (one ONNX pass)."""
+        return self.session.run(["out_sample"], {"sample": x, "timestep": t})[0]
+
+    def sampler(self, sampler: str | None = None, steps: int | None = None, eta: float | None = None,
+                sampler_opts=()):
+        from gentoolkit.sampling import make_sampler
+
+        return make_sampler("diffusion", name=sampler, defaults=self.defaults, options={"steps": steps, "eta": eta},
+                            sampler_opts=sampler_opts)
+
+    def sample(self, n: int = 1, seed: int | None = None, steps: int | None = None, sampler: str | None = None,
+               eta: float | None = None, truncation: float | None = None, sampler_opts=()) -> np.ndarray:
+        """``n`` samples: (n, d) vectors or (n, C, H, W) images.
+
+        ``sampler`` is ``ddpm`` (ancestral) or ``ddim`` (deterministic); the default is the
+        run's. ``steps`` is how many denoising passes (default: every timestep for ddpm,
+        50 for ddim); ``eta`` is DDIM's noise (0 = deterministic).
+        """
+        from gentoolkit.errors import GentoolError
+
+        from .samplers import draw
+
+        if truncation is not None:
+            raise GentoolError("diffusion models have no truncation; use --sampler ddim and fewer steps instead")
+        s = self.sampler(sampler, steps, eta, sampler_opts)
+        return draw(self.denoise, s, n, self.shape, self.alphas_cumprod, seed, clip=self.clip, shift=self.shift,
+                    scale=self.scale)
+
+    def save(self, samples: np.ndarray, path: str) -> None:
+        """Write samples as a .png grid or scatter, .csv or .npy (matplotlib only for .png)."""
+        from gentoolkit_gan.io import save_samples
+
+        save_samples(samples, path, low=self.low, high=self.high)

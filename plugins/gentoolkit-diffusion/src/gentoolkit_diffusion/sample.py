@@ -1,0 +1,61 @@
+"""Sampling and evaluation from a ``ddpm`` run folder (PyTorch)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from gentoolkit.run import WEIGHTS, Run
+from gentoolkit.training import load_weights
+from gentoolkit_gan.io import save_samples
+
+from .models import build
+from .torch_sampling import draw_samples
+
+
+def load_denoiser(run: Run, device: str = "cpu"):
+    """The moving-average denoiser of a run, rebuilt from config.json alone; returns (model, config tree)."""
+    run.require(WEIGHTS)
+    tree = run.tree()
+    model = build(tree["model"])
+    load_weights(run.file(WEIGHTS), {"ema": model})
+    return model.to(device).eval(), tree
+
+
+def sample(run: Run, *, n: int, sampler, seed, out=None, device="cpu") -> np.ndarray:
+    """Registered as the model's ``sample`` entry: ``gentool sample RUN``."""
+    model, tree = load_denoiser(run, device)
+    x = draw_samples(model, tree["model"], sampler, n, seed, device)
+    low, high = value_range(model, tree["model"])
+    save_samples(x, out, low=low, high=high)
+    return x
+
+
+def value_range(model, cfg) -> tuple[float | None, float | None]:
+    """Images: the data's value range (shift +- scale); vectors: None."""
+    if cfg.image_size is None:
+        return None, None
+    shift, scale = float(model.shift), float(model.scale)
+    return shift - scale, shift + scale
+
+
+def evaluate(run: Run, *, data: str | None = None, device: str = "cpu", seed: int = 0) -> dict:
+    """Registered as the model's ``evaluate`` entry: the GAN's mode metrics, on 2,500 or 10,000 samples.
+
+    Samples are drawn with the run's own sampler (its ``[sampler]`` section).
+    """
+    from gentoolkit.sampling import make_sampler
+    from gentoolkit_gan.task import measure
+
+    from .task import prepare
+
+    model, tree = load_denoiser(run, device)
+    if data is not None:
+        tree["data"] = dataclasses.replace(tree["data"], path=data)
+    samples = prepare(dict(tree))
+    n = 10_000 if samples.name == "digits" else 2_500
+    defaults = {k: v for k, v in run.config.get("sampler", {}).items() if v is not None}
+    sampler = make_sampler("diffusion", defaults=defaults)
+    x = draw_samples(model, tree["model"], sampler, n, seed, device)
+    return {"data": samples.name, "samples": n, "sampler": defaults.get("name", ""), **measure(samples, x)}

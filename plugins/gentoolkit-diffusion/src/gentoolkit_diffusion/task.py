@@ -1,0 +1,148 @@
+"""Training task of ``ddpm``, driven by gentoolkit's loop (run folder, resume, progress, metrics, pictures).
+
+The data, the mode metrics and the pictures are the GAN family's (``gentoolkit_gan``), so
+the two families are measured the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import torch
+
+from gentoolkit import get_loss
+from gentoolkit.errors import ConfigError, DataError
+from gentoolkit.registry import resolve
+from gentoolkit.training import Context, cosine_lr
+from gentoolkit_gan.data import Samples, load
+from gentoolkit_gan.task import draw, measure, metric_coverage
+
+from .models import build
+from .schedule import alphas_cumprod
+from .torch_sampling import draw_samples
+
+
+def prepare(config: dict) -> Samples:
+    """Load the data and fill the model keys it decides (data_dim, or image_size and channels)."""
+    mcfg = config["model"]
+    data = load(config["data"].path, n_samples=config["data"].n_samples, image_size=mcfg.image_size,
+                channels=mcfg.channels)
+    if data.kind == "images":
+        size = mcfg.image_size or data.x.shape[-1]
+        if data.x.shape[-1] != size:
+            import torch.nn.functional as F
+
+            data.x = F.interpolate(torch.from_numpy(data.x), size=(size, size), mode="bilinear",
+                                   align_corners=False).numpy()
+        if size not in (8, 16, 32, 64):
+            raise DataError(f"images are {size} pixels; set model.image_size to 8, 16, 32 or 64")
+        config["model"] = dataclasses.replace(mcfg, image_size=size, channels=int(data.x.shape[1]), data_dim=None)
+    else:
+        if mcfg.image_size is not None:
+            raise ConfigError(f"model.image_size is set but {data.name!r} holds vectors")
+        config["model"] = dataclasses.replace(mcfg, data_dim=int(data.x.shape[1]))
+    return data
+
+
+def normalization(data: Samples) -> tuple[np.ndarray, np.ndarray]:
+    """(shift, scale) that map the data to the network's range: standardized vectors, images in [-1, 1]."""
+    if data.kind == "images":
+        low, high = data.low or 0.0, data.high or 1.0
+        return np.float32((low + high) / 2), np.float32((high - low) / 2)
+    return data.x.mean(0).astype(np.float32), np.maximum(data.x.std(0), 1e-6).astype(np.float32)
+
+
+def diffusion_loss(config):
+    spec = get_loss(config["loss"].name)
+    if spec.family != "diffusion":
+        raise ConfigError(f"loss {spec.name!r} is for {spec.family} models; diffusion losses: see 'gentool losses'")
+    return resolve(spec.impl)
+
+
+class DiffusionTask:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        cfg = ctx.config
+        self.data = prepare(cfg)
+        mcfg, train = cfg["model"], cfg["train"]
+        self.cfg = mcfg
+        self.model = build(mcfg).to(ctx.device)
+        shift, scale = normalization(self.data)
+        self.model.shift.copy_(torch.from_numpy(np.asarray(shift)))
+        self.model.scale.copy_(torch.from_numpy(np.asarray(scale)))
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.train_model = ctx.wrap(self.model)  # DDP under torchrun
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        self.loss = diffusion_loss(cfg)
+        self.ac = alphas_cumprod(mcfg.schedule, mcfg.timesteps, mcfg.beta_start, mcfg.beta_end)
+        self.sqrt_ac = torch.tensor(np.sqrt(self.ac), dtype=torch.float32, device=ctx.device)
+        self.sqrt_1m_ac = torch.tensor(np.sqrt(1 - self.ac), dtype=torch.float32, device=ctx.device)
+        self.rng = np.random.default_rng(train.seed)
+        self.x = torch.from_numpy((self.data.x - shift) / scale).float()
+
+    # Task protocol -------------------------------------------------------------
+    def weights(self):
+        return {"ema": self.ema, "model": self.model}
+
+    def state_dict(self):
+        return {"opt": self.opt.state_dict(), "data_rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state):
+        self.opt.load_state_dict(state["opt"])
+        self.rng.bit_generator.state = state["data_rng"]
+
+    def train_step(self, step: int) -> dict[str, float]:
+        train = self.ctx.config["train"]
+        for group in self.opt.param_groups:
+            group["lr"] = cosine_lr(step, lr=train.lr, min_lr=train.min_lr, warmup=train.warmup_steps, total=train.steps)
+        n, rank, world = train.batch_size, self.ctx.rank, self.ctx.world_size
+        ix = self.rng.integers(0, len(self.x), size=n)[rank::world]
+        t = self.rng.integers(0, self.cfg.timesteps, size=n)[rank::world]
+        x0 = self.x[torch.from_numpy(ix)].to(self.ctx.device)
+        t = torch.from_numpy(t).to(self.ctx.device)
+        noise = torch.randn_like(x0)
+        shape = (-1,) + (1,) * (x0.dim() - 1)
+        x_t = self.sqrt_ac[t].view(shape) * x0 + self.sqrt_1m_ac[t].view(shape) * noise
+        self.model.train()
+        with self.ctx.autocast():
+            loss = self.loss(self.train_model(x_t, t).float(), noise)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
+        self.opt.step()
+        self._update_ema()
+        return {"loss": loss.item()}
+
+    @torch.no_grad()
+    def _update_ema(self):
+        if self.cfg.ema == 0:
+            self.ema.load_state_dict(self.model.state_dict())
+            return
+        for pe, p in zip(self.ema.parameters(), self.model.parameters()):
+            pe.lerp_(p, 1 - self.cfg.ema)
+
+    def generate(self, n: int, seed: int) -> np.ndarray:
+        from .samplers import DiffusionSampler
+
+        train = self.ctx.config["train"]
+        sampler = DiffusionSampler(eta=1.0 if train.eval_sampler == "ddpm" else 0.0, steps=train.eval_steps)
+        return draw_samples(self.ema, self.cfg, sampler, n, seed, device=self.ctx.device)
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        train = self.ctx.config["train"]
+        samples = self.generate(train.eval_samples, train.seed + 3)
+        metrics = measure(self.data, samples)
+        frac = metric_coverage(metrics)
+        if frac is not None and frac < train.alarm_coverage:
+            self.ctx.alarm(step, f"mode collapse: only {frac:.0%} of the modes/classes captured")
+        self._last_samples = samples
+        return {k: v for k, v in metrics.items() if not k.endswith("_total") and k != "classifier_accuracy"}
+
+    def on_eval(self, step: int) -> None:
+        samples = getattr(self, "_last_samples", None)
+        if samples is None:
+            samples = self.generate(self.ctx.config["train"].eval_samples, self.ctx.config["train"].seed + 3)
+        draw(self.data, samples, self.ctx.run.file("samples.png"), title=f"{self.ctx.spec.name}, step {step}")

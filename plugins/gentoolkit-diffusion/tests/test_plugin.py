@@ -1,0 +1,142 @@
+"""gentoolkit-diffusion end to end through gentoolkit: train, resume, sample, eval, export, runtime, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gentoolkit.plugins import get_registries
+
+from .conftest import gentool, ok, one_error_line, train
+
+
+def test_registered_through_the_entry_point():
+    regs = get_registries()
+    assert regs.models.get("ddpm").plugin == "diffusion"
+    assert {s.name for s in regs.samplers if s.kind == "diffusion"} == {"ddpm", "ddim"}
+    assert regs.losses.get("eps-mse").family == "diffusion"
+    assert "diffusion" in regs.runtimes
+
+
+def test_a_ring_run_has_the_hosts_run_folder(ring_run):
+    for name in ("config.json", "model.safetensors", "metrics.jsonl", "loss.png", "samples.png"):
+        assert (ring_run / name).is_file(), name
+    rows = [json.loads(line) for line in (ring_run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert all(np.isfinite(losses)) and np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert {"modes", "high_quality", "reverse_kl", "diversity"} <= set(rows[-1])
+
+
+def test_resume_gives_the_same_weights_as_one_run(tmp_path):
+    from safetensors.numpy import load_file
+
+    whole = train(tmp_path / "whole", "ring", 40)
+    part = train(tmp_path / "part", "ring", 20)
+    ok(gentool("train", "ddpm", "--resume", "--out", str(part), "--steps", "40", "--device", "cpu"))
+    a, b = load_file(whole / "model.safetensors"), load_file(part / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_sample_a_run_with_each_sampler(ring_run, tmp_path):
+    ddpm = ok(gentool("sample", str(ring_run), "-n", "5", "--seed", "1"))
+    assert len(ddpm.strip().splitlines()) == 5
+    ddim = ok(gentool("sample", str(ring_run), "-n", "5", "--seed", "1", "--sampler", "ddim",
+                      "--sampler-opt", "steps=10"))
+    assert ddim != ddpm
+    again = ok(gentool("sample", str(ring_run), "-n", "5", "--seed", "1", "--sampler", "ddim",
+                       "--sampler-opt", "steps=10"))
+    assert again == ddim
+    ok(gentool("sample", str(ring_run), "-n", "200", "-o", str(tmp_path / "ring.png")))
+    assert (tmp_path / "ring.png").stat().st_size > 1000
+
+
+def test_eval_reports_the_gan_metrics(ring_run):
+    res = json.loads(ok(gentool("eval", str(ring_run), "--json")))
+    assert res["data"] == "ring" and res["samples"] == 2500 and res["modes_total"] == 8
+    assert 0 <= res["modes"] <= 8 and 0 <= res["high_quality"] <= 100 and res["diversity"] > 0
+
+
+def test_export_then_runtime_matches_pytorch(ring_run, ring_export):
+    from gentoolkit.runtime import load
+    from gentoolkit.sampling import make_sampler
+    from gentoolkit_diffusion.sample import load_denoiser
+    from gentoolkit_diffusion.torch_sampling import draw_samples
+
+    manifest = json.loads((ring_export / "gentoolkit.json").read_text())
+    assert manifest["family"] == "diffusion" and manifest["plugin"] == "diffusion"
+    assert [i["name"] for i in manifest["io"]["inputs"]] == ["sample", "timestep"]
+    model = load(ring_export)
+    torch_model, tree = load_denoiser(__import__("gentoolkit.run", fromlist=["Run"]).Run.open(ring_run))
+    for name, opts in (("ddpm", {}), ("ddim", {"steps": 20})):
+        ours = model.sample(50, seed=3, sampler=name, **opts)
+        ref = draw_samples(torch_model, tree["model"], make_sampler("diffusion", name=name, options=opts), 50, 3)
+        assert ours.shape == (50, 2)
+        np.testing.assert_allclose(ours, ref, atol=1e-3)
+
+
+def test_sample_export_equals_sample_run(ring_run, ring_export):
+    args = ["-n", "4", "--seed", "7", "--sampler", "ddim", "--sampler-opt", "steps=15"]
+    a = np.loadtxt(ok(gentool("sample", str(ring_run), *args)).splitlines(), delimiter=",")
+    b = np.loadtxt(ok(gentool("sample", str(ring_export), *args)).splitlines(), delimiter=",")
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+BLOCK_TORCH = """
+import importlib.abc, sys
+class _NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def test_runtime_never_imports_torch(ring_export, tmp_path):
+    code = BLOCK_TORCH + f"""
+from gentoolkit.runtime import load
+m = load({str(ring_export)!r})
+x = m.sample(6, seed=0, steps=10, sampler="ddim")
+m.save(x, {str(tmp_path / 'x.csv')!r})
+assert "torch" not in sys.modules
+print(x.shape)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "(6, 2)" in r.stdout and (tmp_path / "x.csv").read_text().count("\n") == 6
+
+
+def test_digits_unet_trains_samples_and_exports(digits_run, tmp_path):
+    out = tmp_path / "digits.npy"
+    ok(gentool("sample", str(digits_run), "-n", "3", "--sampler", "ddim", "--sampler-opt", "steps=5", "-o", str(out)))
+    x = np.load(out)
+    assert x.shape == (3, 1, 8, 8) and x.min() >= 0 and x.max() <= 16  # clipped to the data's range
+    ok(gentool("export", str(digits_run), "-o", str(tmp_path / "export")))
+    from gentoolkit.runtime import load
+
+    y = load(tmp_path / "export").sample(3, steps=5, sampler="ddim")
+    assert y.shape == (3, 1, 8, 8)
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--sampler", "greedy"], "logits sampler"),
+    (["--sampler-opt", "steps=0"], "steps must be >= 1"),
+    (["--sampler", "ddpm", "--sampler-opt", "eta=0.5"], "no option 'eta'"),
+    (["--truncation", "0.5"], "truncation"),
+])
+def test_bad_sampling_options_give_one_line(ring_run, ring_export, args, expect):
+    assert expect in one_error_line(gentool("sample", str(ring_run), *args))
+    assert expect in one_error_line(gentool("sample", str(ring_export), *args))
+
+
+def test_bad_training_input_gives_one_line(tmp_path):
+    assert "schedule" in one_error_line(gentool("train", "ddpm", "--set", "model.schedule=quadratic",
+                                                "--out", str(tmp_path / "a")))
+    assert "diffusion losses" in one_error_line(gentool("train", "ddpm", "--set", "loss.name=hinge", "--preset", "tiny",
+                                                        "--out", str(tmp_path / "b")))
+    assert not (tmp_path / "a").exists()
