@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -76,7 +77,9 @@ def listed(env) -> dict:
 
 def test_install_use_and_uninstall(env):
     assert "diffusion" not in listed(env)
-    pip(env, "install", "--no-deps", "--no-build-isolation", str(PLUGIN))
+    source = env["dir"] / "src"  # a copy, so that building the wheel writes nothing into the repository
+    shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    pip(env, "install", "--no-deps", "--no-build-isolation", str(source))
 
     record = listed(env)["diffusion"]
     assert record["distribution"] == "gentoolkit-diffusion" and not record.get("error")

@@ -53,7 +53,8 @@ def test_docs_pages_exist_and_are_in_the_nav():
     nav = (ROOT / "mkdocs.yml").read_text()
     for page in ("index.md", "installation.md", "cli.md", "plugins.md", "architecture.md", "sampling.md",
                  "configuration.md", "performance.md", "tutorials/train-a-language-model.md",
-                 "tutorials/mode-collapse.md", "export.md", "onnx-contract.md", "runtime.md", "distributed.md"):
+                 "tutorials/mode-collapse.md", "export.md", "onnx-contract.md", "runtime.md", "distributed.md",
+                 "plugins/tutorial.md", "diffusion.md"):
         assert (ROOT / "docs" / page).is_file(), page
         assert page in nav, page
     for img in re.findall(r"\]\((?:\.\./)?(img/[^)]+)\)", "".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))):
@@ -65,7 +66,11 @@ def test_every_onnx_name_is_in_the_contract():
 
     contract = (ROOT / "docs" / "onnx-contract.md").read_text()
     past, present = io_names(2)
-    for name in ["input_ids", "attention_mask", "position_ids", "logits", "z", "samples", *past, *present]:
+    # gentoolkit-diffusion is not installed here: read the names its export plan declares
+    plan_src = (ROOT / "plugins/gentoolkit-diffusion/src/gentoolkit_diffusion/export.py").read_text()
+    diffusion = re.findall(r'\{"name": "([a-z_]+)"', plan_src)
+    assert diffusion == ["sample", "timestep", "out_sample"], diffusion
+    for name in ["input_ids", "attention_mask", "position_ids", "logits", "z", "samples", *past, *present, *diffusion]:
         generic = name.replace(".0.", ".{i}.").replace(".1.", ".{i}.")
         assert f"`{generic}`" in contract, generic
     from gentoolkit.export import export  # noqa: F401  (the manifest keys below are the ones it writes)

@@ -59,6 +59,7 @@ def test_sample_a_run_with_each_sampler(ring_run, tmp_path):
 def test_eval_reports_the_gan_metrics(ring_run):
     res = json.loads(ok(gentool("eval", str(ring_run), "--json")))
     assert res["data"] == "ring" and res["samples"] == 2500 and res["modes_total"] == 8
+    assert res["sampler"] == "ddpm" and res["steps"] == 100  # the tiny preset's T, every step
     assert 0 <= res["modes"] <= 8 and 0 <= res["high_quality"] <= 100 and res["diversity"] > 0
 
 
@@ -121,6 +122,17 @@ def test_digits_unet_trains_samples_and_exports(digits_run, tmp_path):
 
     y = load(tmp_path / "export").sample(3, steps=5, sampler="ddim")
     assert y.shape == (3, 1, 8, 8)
+    assert json.loads((digits_run / "config.json").read_text())["config"]["sampler"]["name"] == "ddim"  # auto: images
+
+
+def test_digits_get_the_gans_classifier_metrics(digits_run):
+    from gentoolkit.run import Run
+    from gentoolkit_diffusion.sample import evaluate
+    from gentoolkit_diffusion.samplers import make_ddim
+
+    res = evaluate(Run.open(digits_run), n=200, sampler=make_ddim(steps=3))
+    assert res["data"] == "digits" and res["classes_total"] == 10 and 0 <= res["classes"] <= 10
+    assert {"class_kl", "confidence", "classifier_frechet", "diversity"} <= set(res), res
 
 
 @pytest.mark.parametrize("args, expect", [

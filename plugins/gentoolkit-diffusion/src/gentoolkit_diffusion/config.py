@@ -73,6 +73,8 @@ class TrainConfig(BaseTrainConfig):
         super().__post_init__()
         if self.batch_size < 2 or self.lr <= 0 or self.eval_steps < 1:
             raise ValueError("train.batch_size must be >= 2, train.lr > 0 and train.eval_steps >= 1")
+        if self.eval_sampler not in ("ddpm", "ddim"):
+            raise ValueError("train.eval_sampler must be ddpm or ddim")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,9 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    name: str = "ddpm"  # ddpm (ancestral, every step) or ddim (deterministic, fewer steps)
+    # ddpm (ancestral, every step) or ddim (deterministic, fewer steps); "auto" is decided when training
+    # starts: ddpm for vectors (cheap passes), ddim for images (a U-Net pass costs far more)
+    name: str = "auto"
     steps: Optional[int] = None  # None: all model.timesteps for ddpm, 50 for ddim
     eta: Optional[float] = None  # ddim only: 0 = deterministic, 1 = as noisy as ddpm
 

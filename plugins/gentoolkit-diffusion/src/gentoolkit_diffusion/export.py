@@ -14,7 +14,7 @@ from gentoolkit.run import Run
 
 from .sample import load_denoiser, value_range
 from .schedule import alphas_cumprod
-from .torch_sampling import sample_shape
+from .torch_sampling import clip_range, sample_shape
 
 
 def plan(run: Run) -> ExportPlan:
@@ -47,7 +47,7 @@ def plan(run: Run) -> ExportPlan:
             return {}
         ac = alphas_cumprod(cfg.schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)
         x = draw(lambda x, t: run_fn({"sample": x, "timestep": t})["out_sample"], make_ddim(steps=50), 2500,
-                 tuple(shape), ac, 1, clip=(-1.0, 1.0) if cfg.image_size else None,
+                 tuple(shape), ac, 1, clip=clip_range(model),
                  shift=model.shift.numpy(), scale=model.scale.numpy())
         m = measure(data, x)
         return {f"ddim50_{k}": float(v) for k, v in m.items() if isinstance(v, (int, float))
@@ -70,7 +70,8 @@ def plan(run: Run) -> ExportPlan:
             "timesteps": cfg.timesteps,
             "schedule": cfg.schedule,
             "alphas_cumprod": [float(a) for a in ac],
-            "clip_sample": bool(cfg.image_size),
+            "clip_low": np.asarray(model.low).tolist(),
+            "clip_high": np.asarray(model.high).tolist(),
             "shift": np.asarray(model.shift).tolist(),
             "scale": np.asarray(model.scale).tolist(),
             "low": low,

@@ -2,6 +2,9 @@
 
 Both hold ``shift`` and ``scale`` buffers: the network works on ``(x - shift) / scale``
 (vectors standardized, images mapped to [-1, 1]); samples are mapped back with them.
+``low`` and ``high`` bound the data in those units (per feature for vectors): samplers
+clip their estimate of ``x_0`` to them, which keeps few-step DDIM stable where
+``alphas_cumprod`` is close to 0.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class MLPDenoiser(nn.Module):
         self.out = nn.Sequential(nn.LayerNorm(h), nn.SiLU(), nn.Linear(h, d))
         self.register_buffer("shift", torch.zeros(d))
         self.register_buffer("scale", torch.ones(d))
+        self.register_buffer("low", torch.full((d,), -10.0))
+        self.register_buffer("high", torch.full((d,), 10.0))
 
     def forward(self, x, t):
         h = self.inp(x) + self.time(t)
@@ -103,6 +108,8 @@ class UNet(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(_groups(prev), prev), nn.SiLU(), nn.Conv2d(prev, c, 3, padding=1))
         self.register_buffer("shift", torch.zeros(()))
         self.register_buffer("scale", torch.ones(()))
+        self.register_buffer("low", torch.full((), -1.0))
+        self.register_buffer("high", torch.full((), 1.0))
 
     def forward(self, x, t):
         temb = self.time(t)

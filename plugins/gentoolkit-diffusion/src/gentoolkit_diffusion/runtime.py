@@ -20,7 +20,7 @@ class DiffusionModel:
         self.session = session
         self.shape = tuple(int(d) for d in rt["sample_shape"])
         self.alphas_cumprod = np.asarray(rt["alphas_cumprod"], dtype=np.float64)
-        self.clip = (-1.0, 1.0) if rt.get("clip_sample") else None
+        self.clip = (np.asarray(rt["clip_low"], np.float32), np.asarray(rt["clip_high"], np.float32))
         self.shift = np.asarray(rt["shift"], np.float32)
         self.scale = np.asarray(rt["scale"], np.float32)
         self.low, self.high = rt.get("low"), rt.get("high")

@@ -40,10 +40,12 @@ def value_range(model, cfg) -> tuple[float | None, float | None]:
     return shift - scale, shift + scale
 
 
-def evaluate(run: Run, *, data: str | None = None, device: str = "cpu", seed: int = 0) -> dict:
+def evaluate(run: Run, *, data: str | None = None, device: str = "cpu", seed: int = 0, n: int | None = None,
+             sampler=None) -> dict:
     """Registered as the model's ``evaluate`` entry: the GAN's mode metrics, on 2,500 or 10,000 samples.
 
-    Samples are drawn with the run's own sampler (its ``[sampler]`` section).
+    Samples are drawn with the run's own sampler (its ``[sampler]`` section) unless
+    ``sampler`` is given; ``n`` overrides the number of samples.
     """
     from gentoolkit.sampling import make_sampler
     from gentoolkit_gan.task import measure
@@ -54,8 +56,9 @@ def evaluate(run: Run, *, data: str | None = None, device: str = "cpu", seed: in
     if data is not None:
         tree["data"] = dataclasses.replace(tree["data"], path=data)
     samples = prepare(dict(tree))
-    n = 10_000 if samples.name == "digits" else 2_500
+    n = n or (10_000 if samples.name == "digits" else 2_500)
     defaults = {k: v for k, v in run.config.get("sampler", {}).items() if v is not None}
-    sampler = make_sampler("diffusion", defaults=defaults)
+    sampler = sampler or make_sampler("diffusion", defaults=defaults)
     x = draw_samples(model, tree["model"], sampler, n, seed, device)
-    return {"data": samples.name, "samples": n, "sampler": defaults.get("name", ""), **measure(samples, x)}
+    return {"data": samples.name, "samples": n, "sampler": "ddpm" if sampler.eta == 1 else f"ddim (eta {sampler.eta:g})",
+            "steps": len(sampler.timesteps(tree["model"].timesteps)), **measure(samples, x)}

@@ -15,6 +15,9 @@ timesteps t > s::
 
 ``eta = 1`` is DDPM's ancestral sampling (Ho et al. 2020, posterior variance
 beta-tilde); ``eta = 0`` is deterministic DDIM. No noise is added at the last step.
+With ``clip``, ``x0`` is clipped to the data's range and ``eps`` recomputed from it:
+where ``a_t`` is close to 0 (the first steps of the cosine schedule), an unclipped
+``x0`` multiplies the network's error by ``1 / sqrt(a_t)``.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ class DiffusionSampler:
         return spaced(total, self.steps)
 
     def __call__(self, denoise: Denoise, shape: tuple[int, ...], alphas_cumprod: np.ndarray,
-                 rng: np.random.Generator, clip: tuple[float, float] | None = None) -> np.ndarray:
+                 rng: np.random.Generator, clip=None) -> np.ndarray:
+        """``clip``: ``(low, high)`` (numbers or arrays that broadcast to a sample) bounding ``x_0``."""
         ac = np.asarray(alphas_cumprod, dtype=np.float64)
         ts = self.timesteps(len(ac))
         x = rng.standard_normal(shape, dtype=np.float32)

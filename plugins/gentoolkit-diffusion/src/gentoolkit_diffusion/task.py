@@ -66,12 +66,19 @@ class DiffusionTask:
         self.ctx = ctx
         cfg = ctx.config
         self.data = prepare(cfg)
+        if cfg["sampler"].name == "auto":  # written into the run's config.json
+            cfg["sampler"] = dataclasses.replace(cfg["sampler"], name="ddim" if self.data.kind == "images" else "ddpm")
         mcfg, train = cfg["model"], cfg["train"]
         self.cfg = mcfg
         self.model = build(mcfg).to(ctx.device)
         shift, scale = normalization(self.data)
         self.model.shift.copy_(torch.from_numpy(np.asarray(shift)))
         self.model.scale.copy_(torch.from_numpy(np.asarray(scale)))
+        x = (self.data.x - shift) / scale
+        if self.data.kind == "vectors":  # the data's range, with a margin of 10% of its width
+            lo, hi = x.min(0), x.max(0)
+            self.model.low.copy_(torch.from_numpy(lo - 0.1 * (hi - lo)))
+            self.model.high.copy_(torch.from_numpy(hi + 0.1 * (hi - lo)))
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.train_model = ctx.wrap(self.model)  # DDP under torchrun
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
@@ -80,7 +87,7 @@ class DiffusionTask:
         self.sqrt_ac = torch.tensor(np.sqrt(self.ac), dtype=torch.float32, device=ctx.device)
         self.sqrt_1m_ac = torch.tensor(np.sqrt(1 - self.ac), dtype=torch.float32, device=ctx.device)
         self.rng = np.random.default_rng(train.seed)
-        self.x = torch.from_numpy((self.data.x - shift) / scale).float()
+        self.x = torch.from_numpy(x).float()
 
     # Task protocol -------------------------------------------------------------
     def weights(self):

@@ -22,5 +22,9 @@ def draw_samples(model, cfg, sampler, n: int, seed, device="cpu") -> np.ndarray:
         return model(torch.from_numpy(x).to(device), torch.from_numpy(t).to(device)).float().cpu().numpy()
 
     ac = alphas_cumprod(cfg.schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)
-    return draw(denoise, sampler, n, sample_shape(cfg), ac, seed, clip=(-1.0, 1.0) if cfg.image_size else None,
+    return draw(denoise, sampler, n, sample_shape(cfg), ac, seed, clip=clip_range(model),
                 shift=model.shift.cpu().numpy(), scale=model.scale.cpu().numpy())
+
+
+def clip_range(model) -> tuple[np.ndarray, np.ndarray]:
+    return model.low.cpu().numpy(), model.high.cpu().numpy()
