@@ -86,19 +86,28 @@ def generate_tokens(
     fast_greedy = bool(getattr(sampler, "is_greedy", False)) and getattr(sampler, "repetition_penalty", 1.0) == 1.0
     width = max(len(t) for t in tokens) + max_new_tokens
     history = np.zeros((n, width), dtype=np.int64)  # the tokens so far, for samplers that look back
-    lengths = np.array([len(t) for t in tokens])
+    lengths = [len(t) for t in tokens]
     for i, t in enumerate(tokens):
         history[i, : len(t)] = t
+    active = list(range(n))  # rows still generating (kept as a list: rebuilt only when a row stops)
+    # the attention mask grows by one column per step: views of one buffer, not a new array each step
+    mask_buf = np.ones((n, ctx), dtype=np.int64)
+    mask_buf[:, : mask.shape[1]] = mask
     for step in range(max_new_tokens):
         logits = np.asarray(logits, dtype=np.float32)  # the decoder's own array: the loop may write to it
         logits[:, pad_id] = -np.inf  # padding is never a real token
-        new[:] = -1
-        active = np.flatnonzero(~done)
-        if fast_greedy:
-            new[active] = logits[active].argmax(-1)
+        if len(active) == n:
+            if fast_greedy:
+                new = logits.argmax(-1)
+            else:
+                new = np.fromiter((sampler(logits[i : i + 1], history[i : i + 1, : lengths[i]], rngs[i])[0]
+                                   for i in range(n)), dtype=np.int64, count=n)
         else:
+            new = np.full(n, -1, dtype=np.int64)
             for i in active:
-                new[i] = int(sampler(logits[i : i + 1], history[i : i + 1, : lengths[i]], rngs[i])[0])
+                new[i] = (logits[i].argmax() if fast_greedy else
+                          sampler(logits[i : i + 1], history[i : i + 1, : lengths[i]], rngs[i])[0])
+        stopped = False
         for i in active:
             t = int(new[i])
             tokens[i].append(t)
@@ -106,21 +115,32 @@ def generate_tokens(
             lengths[i] += 1
             if (eos_id is not None and t == eos_id) or (should_stop and should_stop(i, tokens[i])):
                 done[i] = True
+                stopped = True
         yield new.copy()
-        if done.all() or step == max_new_tokens - 1:
+        if stopped:
+            active = [i for i in active if not done[i]]
+        if not active or step == max_new_tokens - 1:
             return
-        full = [i for i in np.flatnonzero(~done) if len(tokens[i]) - 1 - starts[i] >= ctx]
+        full = [i for i in active if lengths[i] - 1 - starts[i] >= ctx]
         if full or mask.shape[1] >= ctx:
             for i in full:
-                starts[i] = len(tokens[i]) - keep
+                starts[i] = lengths[i] - keep
             for i in np.flatnonzero(done):
-                starts[i] = max(starts[i], len(tokens[i]) - keep)
+                starts[i] = max(starts[i], lengths[i] - keep)
             logits, past, mask, last_pos = prefill()
+            mask_buf[:] = 1
+            mask_buf[:, : mask.shape[1]] = mask
             continue
-        feed = np.where(new < 0, pad_id, new)[:, None]
-        mask = np.concatenate([mask, np.ones((n, 1), dtype=np.int64)], axis=1)
+        feed = (new if len(active) == n else np.where(new < 0, pad_id, new))[:, None]
+        mask = mask_view(mask_buf, mask.shape[1] + 1)
         last_pos = last_pos + 1
         logits, past = decoder(feed, mask, last_pos[:, None], past)
+
+
+def mask_view(buf: np.ndarray, width: int) -> np.ndarray:
+    """The first ``width`` columns of ``buf``; a copy when that view would not be contiguous (batch > 1)."""
+    view = buf[:, :width]
+    return view if buf.shape[0] == 1 else np.ascontiguousarray(view)
 
 
 class TextStreamer:

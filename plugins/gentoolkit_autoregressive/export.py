@@ -25,6 +25,7 @@ class OnnxDecoder(torch.nn.Module):
         super().__init__()
         self.model = model
         self.n_layer = model.config.n_layer
+        model.additive_mask = True  # a leaner graph: one float mask for every layer, no NaN guards
 
     def forward(self, input_ids, attention_mask, position_ids, *past):
         cache = tuple((past[2 * i], past[2 * i + 1]) for i in range(self.n_layer))
