@@ -31,14 +31,17 @@ from typing import Any
 NEW_TOKENS = 63
 
 
-def _timed(fn: Callable[[], Any], repeat: int) -> float:
-    fn()  # warm up
-    times = []
+def _timed_together(cases: list[tuple[str, Callable[[], Any]]], repeat: int) -> dict[str, float]:
+    """Median seconds of each case, the cases taking turns (a slow moment of a shared machine hits all alike)."""
+    for _, fn in cases:
+        fn()  # warm up
+    times: dict[str, list[float]] = {name: [] for name, _ in cases}
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for name, fn in cases:
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def _ar_export(folder: Path):
@@ -133,8 +136,7 @@ def bench_autoregressive(repeat: int = 5) -> list[dict]:
             cases.append(("onnxruntime-genai, same folder", genai))
         except ImportError:
             pass
-        for name, fn in cases:
-            seconds = _timed(fn, repeat)
+        for name, seconds in _timed_together(cases, repeat).items():
             rows.append({"family": "autoregressive", "backend": name, "tokens_per_s": NEW_TOKENS / seconds,
                          "ms_per_sample": 1000 * seconds})
     return rows
@@ -174,8 +176,8 @@ def bench_gan(repeat: int = 200) -> list[dict]:
         def eager():
             return G_ema(zt).numpy()
 
-        for name, fn in (("PyTorch eager, batch 1", eager), ("gentoolkit.runtime, batch 1", lambda: gan.generate_from(z))):
-            seconds = _timed(fn, repeat)
+        cases = [("PyTorch eager, batch 1", eager), ("gentoolkit.runtime, batch 1", lambda: gan.generate_from(z))]
+        for name, seconds in _timed_together(cases, repeat).items():
             rows.append({"family": "gan", "backend": name, "ms_per_sample": 1000 * seconds,
                          "samples_per_s": 1 / seconds})
     return rows

@@ -15,7 +15,7 @@ class DDPMConfig:
     """A noise-prediction denoiser: an MLP for vectors, a small U-Net for images."""
 
     timesteps: int = 1000  # T, the length of the forward (noising) process
-    schedule: str = "linear"  # linear (Ho et al. 2020) or cosine (Nichol & Dhariwal 2021)
+    schedule: str = "cosine"  # cosine (Nichol & Dhariwal 2021) or linear (Ho et al. 2020)
     beta_start: float = 1e-4  # linear schedule only
     beta_end: float = 0.02
     hidden: int = 256  # MLP width (vectors)
@@ -56,7 +56,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig(BaseTrainConfig):
-    steps: int = 6000
+    steps: int = 10_000
     batch_size: int = 256
     lr: float = 1e-3
     min_lr: float = 1e-5
