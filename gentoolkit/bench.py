@@ -31,8 +31,9 @@ from typing import Any
 NEW_TOKENS = 63
 
 
-def _timed_together(cases: list[tuple[str, Callable[[], Any]]], repeat: int) -> dict[str, float]:
-    """Median seconds of each case, the cases taking turns (a slow moment of a shared machine hits all alike)."""
+def timed_together(cases: list[tuple[str, Callable[[], Any]]], repeat: int) -> dict[str, float]:
+    """Median seconds of each ``(name, fn)`` case, the cases taking turns, so that a slow moment of a
+    shared machine hits all of them alike. Plugins' ``bench`` functions use it too."""
     for _, fn in cases:
         fn()  # warm up
     times: dict[str, list[float]] = {name: [] for name, _ in cases}
@@ -136,7 +137,7 @@ def bench_autoregressive(repeat: int = 5) -> list[dict]:
             cases.append(("onnxruntime-genai, same folder", genai))
         except ImportError:
             pass
-        for name, seconds in _timed_together(cases, repeat).items():
+        for name, seconds in timed_together(cases, repeat).items():
             rows.append({"family": "autoregressive", "backend": name, "tokens_per_s": NEW_TOKENS / seconds,
                          "ms_per_sample": 1000 * seconds})
     return rows
@@ -177,7 +178,7 @@ def bench_gan(repeat: int = 200) -> list[dict]:
             return G_ema(zt).numpy()
 
         cases = [("PyTorch eager, batch 1", eager), ("gentoolkit.runtime, batch 1", lambda: gan.generate_from(z))]
-        for name, seconds in _timed_together(cases, repeat).items():
+        for name, seconds in timed_together(cases, repeat).items():
             rows.append({"family": "gan", "backend": name, "ms_per_sample": 1000 * seconds,
                          "samples_per_s": 1 / seconds})
     return rows

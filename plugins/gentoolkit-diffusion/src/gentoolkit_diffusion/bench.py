@@ -6,20 +6,8 @@ depend on training).
 
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
 from pathlib import Path
-
-
-def _timed(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def one_sample(repeat: int = 5) -> list[dict]:
@@ -27,6 +15,7 @@ def one_sample(repeat: int = 5) -> list[dict]:
     import torch
 
     from gentoolkit import get_model
+    from gentoolkit.bench import timed_together
     from gentoolkit.config import build as build_config
     from gentoolkit.config import to_dict
     from gentoolkit.export import export
@@ -59,13 +48,11 @@ def one_sample(repeat: int = 5) -> list[dict]:
             return model(torch.from_numpy(x), torch.from_numpy(t)).numpy()
 
         for sampler, label, passes in ((make_ddpm(), "ddpm", cfg.timesteps), (make_ddim(50), "ddim", 50)):
-            for backend, denoise in (("PyTorch eager", eager), ("gentoolkit.runtime", rt.denoise)):
-                def one():
-                    return draw(denoise, sampler, 1, (2,), ac, 0)  # noqa: B023 - called within this iteration
-
-                seconds = _timed(one, max(1, repeat // (5 if label == "ddpm" else 1)))
-                rows.append({"backend": f"{backend}, {label} {passes} steps, batch 1",
-                             "ms_per_sample": 1000 * seconds, "passes": passes,
+            cases = [(f"{backend}, {label} {passes} steps, batch 1",
+                      lambda denoise=denoise, sampler=sampler: draw(denoise, sampler, 1, (2,), ac, 0))
+                     for backend, denoise in (("PyTorch eager", eager), ("gentoolkit.runtime", rt.denoise))]
+            for name, seconds in timed_together(cases, max(1, repeat // (5 if label == "ddpm" else 1))).items():
+                rows.append({"backend": name, "ms_per_sample": 1000 * seconds, "passes": passes,
                              "what": f"ddpm, one 2-D point, {label} {passes} steps",
-                             "headline": backend.startswith("gentoolkit.runtime")})
+                             "headline": name.startswith("gentoolkit.runtime")})
     return rows

@@ -64,7 +64,7 @@ class TrainConfig(BaseTrainConfig):
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     eval_interval: int = 1000
-    eval_samples: int = 2500
+    eval_samples: Optional[int] = None  # None: 2,500 for vectors, 500 for images (a U-Net pass costs ~100x more)
     eval_sampler: str = "ddim"  # how evaluation during training draws its samples
     eval_steps: int = 50
     alarm_coverage: float = 0.5  # alarm when the share of modes (or classes) captured falls below this
@@ -73,6 +73,8 @@ class TrainConfig(BaseTrainConfig):
         super().__post_init__()
         if self.batch_size < 2 or self.lr <= 0 or self.eval_steps < 1:
             raise ValueError("train.batch_size must be >= 2, train.lr > 0 and train.eval_steps >= 1")
+        if self.eval_samples is not None and self.eval_samples < 1:
+            raise ValueError("train.eval_samples must be >= 1")
         if self.eval_sampler not in ("ddpm", "ddim"):
             raise ValueError("train.eval_sampler must be ddpm or ddim")
 

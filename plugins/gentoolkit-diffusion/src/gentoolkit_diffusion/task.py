@@ -87,6 +87,7 @@ class DiffusionTask:
         self.sqrt_ac = torch.tensor(np.sqrt(self.ac), dtype=torch.float32, device=ctx.device)
         self.sqrt_1m_ac = torch.tensor(np.sqrt(1 - self.ac), dtype=torch.float32, device=ctx.device)
         self.rng = np.random.default_rng(train.seed)
+        self.eval_samples = train.eval_samples or (500 if self.data.kind == "images" else 2500)
         self.x = torch.from_numpy(x).float()
 
     # Task protocol -------------------------------------------------------------
@@ -140,7 +141,7 @@ class DiffusionTask:
 
     def evaluate(self, step: int) -> dict[str, float]:
         train = self.ctx.config["train"]
-        samples = self.generate(train.eval_samples, train.seed + 3)
+        samples = self.generate(self.eval_samples, train.seed + 3)
         metrics = measure(self.data, samples)
         frac = metric_coverage(metrics)
         if frac is not None and frac < train.alarm_coverage:
@@ -151,5 +152,5 @@ class DiffusionTask:
     def on_eval(self, step: int) -> None:
         samples = getattr(self, "_last_samples", None)
         if samples is None:
-            samples = self.generate(self.ctx.config["train"].eval_samples, self.ctx.config["train"].seed + 3)
+            samples = self.generate(self.eval_samples, self.ctx.config["train"].seed + 3)
         draw(self.data, samples, self.ctx.run.file("samples.png"), title=f"{self.ctx.spec.name}, step {step}")
