@@ -56,27 +56,39 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig(BaseTrainConfig):
-    steps: int = 10_000
-    batch_size: int = 256
+    # None: decided by the data when training starts (and written into config.json):
+    # vectors 10,000 steps of 256, images 3,000 steps of 64 (a U-Net step costs ~50x an MLP's)
+    steps: Optional[int] = None  # type: ignore[assignment]
+    batch_size: Optional[int] = None
     lr: float = 1e-3
     min_lr: float = 1e-5
     warmup_steps: int = 100
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     eval_interval: int = 1000
-    eval_samples: Optional[int] = None  # None: 2,500 for vectors, 500 for images (a U-Net pass costs ~100x more)
+    eval_samples: Optional[int] = None  # None: 2,500 for vectors, 500 for images
     eval_sampler: str = "ddim"  # how evaluation during training draws its samples
     eval_steps: int = 50
     alarm_coverage: float = 0.5  # alarm when the share of modes (or classes) captured falls below this
 
     def __post_init__(self):
-        super().__post_init__()
-        if self.batch_size < 2 or self.lr <= 0 or self.eval_steps < 1:
+        if self.steps is not None:
+            super().__post_init__()
+        elif self.eval_interval < 1 or self.log_interval < 1:
+            raise ValueError("train.eval_interval and train.log_interval must be >= 1")
+        if (self.batch_size is not None and self.batch_size < 2) or self.lr <= 0 or self.eval_steps < 1:
             raise ValueError("train.batch_size must be >= 2, train.lr > 0 and train.eval_steps >= 1")
         if self.eval_samples is not None and self.eval_samples < 1:
             raise ValueError("train.eval_samples must be >= 1")
         if self.eval_sampler not in ("ddpm", "ddim"):
             raise ValueError("train.eval_sampler must be ddpm or ddim")
+
+
+#: what ``None`` means for each kind of data
+DATA_DEFAULTS = {
+    "vectors": {"steps": 10_000, "batch_size": 256, "eval_samples": 2500},
+    "images": {"steps": 3_000, "batch_size": 64, "eval_samples": 500},
+}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from gentoolkit.training import Context, cosine_lr
 from gentoolkit_gan.data import Samples, load
 from gentoolkit_gan.task import draw, measure, metric_coverage
 
+from .config import DATA_DEFAULTS
 from .models import build
 from .schedule import alphas_cumprod
 from .torch_sampling import draw_samples
@@ -68,6 +69,9 @@ class DiffusionTask:
         self.data = prepare(cfg)
         if cfg["sampler"].name == "auto":  # written into the run's config.json
             cfg["sampler"] = dataclasses.replace(cfg["sampler"], name="ddim" if self.data.kind == "images" else "ddpm")
+        defaults = DATA_DEFAULTS[self.data.kind]
+        cfg["train"] = dataclasses.replace(cfg["train"], **{k: v for k, v in defaults.items()
+                                                             if getattr(cfg["train"], k) is None})
         mcfg, train = cfg["model"], cfg["train"]
         self.cfg = mcfg
         self.model = build(mcfg).to(ctx.device)
@@ -87,7 +91,6 @@ class DiffusionTask:
         self.sqrt_ac = torch.tensor(np.sqrt(self.ac), dtype=torch.float32, device=ctx.device)
         self.sqrt_1m_ac = torch.tensor(np.sqrt(1 - self.ac), dtype=torch.float32, device=ctx.device)
         self.rng = np.random.default_rng(train.seed)
-        self.eval_samples = train.eval_samples or (500 if self.data.kind == "images" else 2500)
         self.x = torch.from_numpy(x).float()
 
     # Task protocol -------------------------------------------------------------
@@ -141,7 +144,7 @@ class DiffusionTask:
 
     def evaluate(self, step: int) -> dict[str, float]:
         train = self.ctx.config["train"]
-        samples = self.generate(self.eval_samples, train.seed + 3)
+        samples = self.generate(self.ctx.config["train"].eval_samples, train.seed + 3)
         metrics = measure(self.data, samples)
         frac = metric_coverage(metrics)
         if frac is not None and frac < train.alarm_coverage:
@@ -152,5 +155,5 @@ class DiffusionTask:
     def on_eval(self, step: int) -> None:
         samples = getattr(self, "_last_samples", None)
         if samples is None:
-            samples = self.generate(self.eval_samples, self.ctx.config["train"].seed + 3)
+            samples = self.generate(self.ctx.config["train"].eval_samples, self.ctx.config["train"].seed + 3)
         draw(self.data, samples, self.ctx.run.file("samples.png"), title=f"{self.ctx.spec.name}, step {step}")
