@@ -40,19 +40,6 @@ def test_gan_trains_with_every_loss(loss, tmp_path):
     assert (out / "samples.png").read_bytes()[:4] == b"\x89PNG" and (out / "loss.png").exists()
 
 
-def test_top_k_keeps_the_best_scored_fakes(tmp_path):
-    from gentoolkit_gan.task import top_k_fraction, top_k_scores
-
-    assert [top_k_fraction(s, 100, 0.5) for s in (0, 25, 50, 100)] == [1.0, 0.75, 0.5, 0.5]
-    kept = top_k_scores(torch.tensor([[0.1], [3.0], [-2.0], [1.0]]), 0.5)
-    assert sorted(kept.tolist()) == [1.0, 3.0]
-    out = tmp_path / "topk"
-    r = run_cli("train", "gan", "--data", "ring", "--out", str(out), *TINY_GAN, "--set", "train.top_k=0.5")
-    assert r.exit_code == 0, r.output
-    assert all(math.isfinite(row["g_loss"]) for row in Run.open(out).read_metrics() if "g_loss" in row)
-    assert "top_k" in one_error_line(run_cli("train", "gan", "--set", "train.top_k=0", "--out", str(tmp_path / "x")))
-
-
 @pytest.mark.parametrize("loss", ["non-saturating", "wgan-gp"])
 def test_dcgan_trains_on_digits(loss, tmp_path):
     out = tmp_path / loss

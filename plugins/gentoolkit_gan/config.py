@@ -78,7 +78,6 @@ class TrainConfig(BaseTrainConfig):
     beta1: float = 0.5
     beta2: float = 0.999
     lr_decay: bool = True  # cosine decay of both learning rates to 10% over train.steps
-    top_k: float = 1.0  # share of fakes (by D's score) that train G, reached at half of training (1 = all)
     eval_interval: int = 1000
     eval_samples: int = 2500
     alarm_diversity: float = 0.25  # alarm when generated spread / real spread falls below this
@@ -88,8 +87,6 @@ class TrainConfig(BaseTrainConfig):
         super().__post_init__()
         if self.batch_size < 4 or self.n_critic < 1:
             raise ValueError("train.batch_size must be >= 4 and train.n_critic >= 1")
-        if not 0 < self.top_k <= 1:
-            raise ValueError("train.top_k must be in (0, 1]")
 
 
 @dataclass(frozen=True)

@@ -138,10 +138,7 @@ class GANTask:
             loss_d.backward()
             self.opt_d.step()
         fake = self.G_train(self.z())
-        scores = self.D_train(fake)
-        if train.top_k < 1:  # Sinha et al. 2020: G learns only from the fakes D finds most realistic
-            scores = top_k_scores(scores, top_k_fraction(step, train.steps, train.top_k))
-        loss_g = self.loss.gen(scores)
+        loss_g = self.loss.gen(self.D_train(fake))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -195,17 +192,6 @@ class GANTask:
         if samples is None:
             samples = self.generate(self.ctx.config["train"].eval_samples, self.ctx.config["train"].seed + 3)
         draw(self.data, samples, self.ctx.run.file("samples.png"), title=f"{self.ctx.spec.name}, step {step}")
-
-
-def top_k_fraction(step: int, steps: int, top_k: float) -> float:
-    """The share of fakes that trains G at ``step``: from 1 down to ``top_k`` at half of training, then flat."""
-    return 1.0 - (1.0 - top_k) * min(1.0, step / max(1, steps // 2))
-
-
-def top_k_scores(scores: torch.Tensor, fraction: float) -> torch.Tensor:
-    """The highest ``fraction`` of D's scores (at least one)."""
-    flat = scores.flatten()
-    return flat.topk(max(1, round(fraction * flat.numel()))).values
 
 
 def measure(data: Samples, samples: np.ndarray) -> dict:
