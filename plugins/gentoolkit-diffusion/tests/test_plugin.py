@@ -152,3 +152,34 @@ def test_bad_training_input_gives_one_line(tmp_path):
     assert "diffusion losses" in one_error_line(gentool("train", "ddpm", "--set", "loss.name=hinge", "--preset", "tiny",
                                                         "--out", str(tmp_path / "b")))
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("size", [8, 16, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_unet_shapes(size, channels):
+    import torch
+
+    from gentoolkit_diffusion.config import DDPMConfig
+    from gentoolkit_diffusion.models import build
+
+    net = build(DDPMConfig(image_size=size, channels=channels, width=8, time_dim=16))
+    x = torch.randn(2, channels, size, size)
+    assert net(x, torch.tensor([0, 999])).shape == x.shape
+
+
+def test_image_folder_and_csv_data(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(8):
+        Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    run = train(tmp_path / "imgrun", str(folder), 4, "--set", "model.image_size=16", "--set", "train.batch_size=4",
+                "--set", "train.eval_samples=4")
+    cfg = json.loads((run / "config.json").read_text())["config"]
+    assert cfg["model"]["image_size"] == 16 and cfg["model"]["channels"] == 3 and cfg["sampler"]["name"] == "ddim"
+    np.savetxt(tmp_path / "v.csv", rng.standard_normal((64, 3)) * 5 + 10, delimiter=",")
+    run = train(tmp_path / "csvrun", str(tmp_path / "v.csv"), 4, "--set", "train.batch_size=16")
+    x = np.loadtxt(ok(gentool("sample", str(run), "-n", "3", "--sampler", "ddim", "--sampler-opt", "steps=3")).split(), delimiter=",")
+    assert x.shape == (3, 3)
