@@ -183,3 +183,14 @@ def test_image_folder_and_csv_data(tmp_path):
     run = train(tmp_path / "csvrun", str(tmp_path / "v.csv"), 4, "--set", "train.batch_size=16")
     x = np.loadtxt(ok(gentool("sample", str(run), "-n", "3", "--sampler", "ddim", "--sampler-opt", "steps=3")).split(), delimiter=",")
     assert x.shape == (3, 3)
+
+
+def test_trains_on_two_workers_through_torchrun(tmp_path):
+    """The host's DDP path (gloo on the CPU) works for a third-party task unchanged."""
+    out = tmp_path / "ddp"
+    r = subprocess.run([sys.executable, "-m", "gentoolkit", "train", "ddpm", "--data", "ring", "--preset", "tiny",
+                        "--steps", "20", "--nproc-per-node", "2", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 20 and all(np.isfinite(r["loss"]) for r in rows if "loss" in r)
