@@ -91,6 +91,7 @@ def eval_command(path, *, data, as_json, device) -> None:
     if as_json:
         click.echo(json.dumps(result))
         return
+    width = max((len(k) for k in result), default=0)
     for key, value in result.items():
-        click.echo(f"{key:>16}: {value:.4f}" if isinstance(value, float) else f"{key:>16}: {value}")
+        click.echo(f"{key:>{width}}: {value:.4f}" if isinstance(value, float) else f"{key:>{width}}: {value}")
 
