@@ -13,7 +13,7 @@ from .sample import G_z_dim, load_generator
 
 def plan(run: Run) -> ExportPlan:
     """Registered as the model's ``export`` entry."""
-    from .task import measure, prepare
+    from .task import measure, prepare, reported
 
     G, tree = load_generator(run)
     z_dim = G_z_dim(G)
@@ -34,9 +34,7 @@ def plan(run: Run) -> ExportPlan:
             return {}
         z = np.random.default_rng(1).standard_normal((2500, z_dim)).astype(np.float32)
         x = np.concatenate([run_fn({"z": z[i : i + 500]})["samples"] for i in range(0, len(z), 500)])
-        m = measure(data, x)
-        return {k: float(v) for k, v in m.items() if isinstance(v, (int, float)) and not k.endswith("_total")
-                and k != "classifier_accuracy"}
+        return reported(measure(data, x))
 
     low = float(G.low) if hasattr(G, "low") else None
     high = float(G.high) if hasattr(G, "high") else None

@@ -31,22 +31,28 @@ def prepare(config: dict, *, resume_model=None) -> tuple[object, Samples]:
     if not is_conv and data.kind != "vectors":
         raise DataError(f"gan needs vectors, but {data.name!r} holds images; use 'dcgan' for images")
     if is_conv:
-        size = mcfg.image_size or data.x.shape[-1]
-        if size not in (8, 16, 32, 64):
-            raise DataError(f"images are {data.x.shape[-1]} pixels; set model.image_size to 8, 16, 32 or 64")
-        if data.x.shape[-1] != size:
-            import torch.nn.functional as F
-
-            data.x = F.interpolate(torch.from_numpy(data.x), size=(size, size), mode="bilinear",
-                                   align_corners=False).numpy()
-        channels = mcfg.channels or data.x.shape[1]
-        if channels != data.x.shape[1]:
-            raise ConfigError(f"model.channels={channels} but the images have {data.x.shape[1]} channel(s)")
+        size, channels = fit_images(data, mcfg.image_size, mcfg.channels)
         mcfg = dataclasses.replace(mcfg, image_size=size, channels=channels)
     else:
         mcfg = dataclasses.replace(mcfg, data_dim=int(data.x.shape[1]))
     config["model"] = mcfg
     return mcfg, data
+
+
+def fit_images(data: Samples, image_size: int | None, channels: int | None) -> tuple[int, int]:
+    """Resize ``data``'s images to ``image_size`` (default: their own size) in place; check size and channels."""
+    size = image_size or data.x.shape[-1]
+    if size not in (8, 16, 32, 64):
+        raise DataError(f"images are {data.x.shape[-1]} pixels; set model.image_size to 8, 16, 32 or 64")
+    if data.x.shape[-1] != size:
+        import torch.nn.functional as F
+
+        data.x = F.interpolate(torch.from_numpy(data.x), size=(size, size), mode="bilinear",
+                               align_corners=False).numpy()
+    channels = channels or data.x.shape[1]
+    if channels != data.x.shape[1]:
+        raise ConfigError(f"model.channels={channels} but the images have {data.x.shape[1]} channel(s)")
+    return int(size), int(channels)
 
 
 def gan_loss(config):
@@ -56,7 +62,28 @@ def gan_loss(config):
     return resolve(spec.impl)
 
 
-class GANTask:
+class SampleMetrics:
+    """``evaluate`` and ``on_eval`` for a task that draws samples of ``self.data`` with ``generate(n, seed)``:
+    the mode metrics, the coverage alarm and the picture. The GAN and diffusion tasks share it."""
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        train = self.ctx.config["train"]
+        samples = self.generate(train.eval_samples, train.seed + 3)
+        metrics = measure(self.data, samples)
+        frac = metric_coverage(metrics)
+        if frac is not None and frac < train.alarm_coverage:
+            self.ctx.alarm(step, f"mode collapse: only {frac:.0%} of the modes/classes captured")
+        self._last_samples = samples
+        return reported(metrics)
+
+    def on_eval(self, step: int) -> None:
+        samples = getattr(self, "_last_samples", None)
+        if samples is None:
+            samples = self.generate(self.ctx.config["train"].eval_samples, self.ctx.config["train"].seed + 3)
+        draw(self.data, samples, self.ctx.run.file("samples.png"), title=f"{self.ctx.spec.name}, step {step}")
+
+
+class GANTask(SampleMetrics):
     def __init__(self, ctx: Context):
         self.ctx = ctx
         cfg = ctx.config
@@ -177,22 +204,6 @@ class GANTask:
         z = torch.randn(n, self.cfg.z_dim, generator=g).to(self.ctx.device)
         return torch.cat([self.G_ema(z[i : i + 1000]) for i in range(0, n, 1000)]).cpu().numpy()
 
-    def evaluate(self, step: int) -> dict[str, float]:
-        train = self.ctx.config["train"]
-        samples = self.generate(train.eval_samples, train.seed + 3)
-        metrics = measure(self.data, samples)
-        frac = metric_coverage(metrics)
-        if frac is not None and frac < train.alarm_coverage:
-            self.ctx.alarm(step, f"mode collapse: only {frac:.0%} of the modes/classes captured")
-        self._last_samples = samples
-        return {k: v for k, v in metrics.items() if not k.endswith("_total") and k != "classifier_accuracy"}
-
-    def on_eval(self, step: int) -> None:
-        samples = getattr(self, "_last_samples", None)
-        if samples is None:
-            samples = self.generate(self.ctx.config["train"].eval_samples, self.ctx.config["train"].seed + 3)
-        draw(self.data, samples, self.ctx.run.file("samples.png"), title=f"{self.ctx.spec.name}, step {step}")
-
 
 def measure(data: Samples, samples: np.ndarray) -> dict:
     """The metrics that fit the data: PacGAN for mixtures, the classifier for digits, diversity always."""
@@ -203,6 +214,12 @@ def measure(data: Samples, samples: np.ndarray) -> dict:
         out.update(digits_metrics(samples))
     out["diversity"] = diversity(samples, data.x)
     return out
+
+
+def reported(metrics: dict) -> dict[str, float]:
+    """The numbers worth logging: no ``*_total`` counts, no classifier accuracy (a property of the probe)."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not k.endswith("_total")
+            and k != "classifier_accuracy"}
 
 
 def metric_coverage(m: dict) -> float | None:

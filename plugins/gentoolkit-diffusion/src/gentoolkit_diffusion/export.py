@@ -36,7 +36,7 @@ def plan(run: Run) -> ExportPlan:
     edge["timestep"] = np.array([0, 1, cfg.timesteps - 2, cfg.timesteps - 1], dtype=np.int64)
 
     def quality(run_fn) -> dict:
-        from gentoolkit_gan.task import measure
+        from gentoolkit_gan.task import measure, reported
 
         from .samplers import draw, make_ddim
         from .task import prepare
@@ -49,9 +49,7 @@ def plan(run: Run) -> ExportPlan:
         x = draw(lambda x, t: run_fn({"sample": x, "timestep": t})["out_sample"], make_ddim(steps=50), 2500,
                  tuple(shape), ac, 1, clip=clip_range(model),
                  shift=model.shift.numpy(), scale=model.scale.numpy())
-        m = measure(data, x)
-        return {f"ddim50_{k}": float(v) for k, v in m.items() if isinstance(v, (int, float))
-                and not k.endswith("_total") and k != "classifier_accuracy"}
+        return {f"ddim50_{k}": v for k, v in reported(measure(data, x)).items()}
 
     low, high = value_range(model, cfg)
     ac = alphas_cumprod(cfg.schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)

@@ -1,7 +1,8 @@
 """Training task of ``ddpm``, driven by gentoolkit's loop (run folder, resume, progress, metrics, pictures).
 
-The data, the mode metrics and the pictures are the GAN family's (``gentoolkit_gan``), so
-the two families are measured the same way.
+The data, the mode metrics, the alarm and the pictures are the GAN family's
+(``gentoolkit_gan``: ``evaluate`` and ``on_eval`` come from its ``SampleMetrics``), so the
+two families are measured the same way.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import numpy as np
 import torch
 
 from gentoolkit import get_loss
-from gentoolkit.errors import ConfigError, DataError
+from gentoolkit.errors import ConfigError
 from gentoolkit.registry import resolve
 from gentoolkit.training import Context, cosine_lr
 from gentoolkit_gan.data import Samples, load
-from gentoolkit_gan.task import draw, measure, metric_coverage
+from gentoolkit_gan.task import SampleMetrics, fit_images
 
 from .config import DATA_DEFAULTS
 from .models import build
@@ -31,15 +32,8 @@ def prepare(config: dict) -> Samples:
     data = load(config["data"].path, n_samples=config["data"].n_samples, image_size=mcfg.image_size,
                 channels=mcfg.channels)
     if data.kind == "images":
-        size = mcfg.image_size or data.x.shape[-1]
-        if data.x.shape[-1] != size:
-            import torch.nn.functional as F
-
-            data.x = F.interpolate(torch.from_numpy(data.x), size=(size, size), mode="bilinear",
-                                   align_corners=False).numpy()
-        if size not in (8, 16, 32, 64):
-            raise DataError(f"images are {size} pixels; set model.image_size to 8, 16, 32 or 64")
-        config["model"] = dataclasses.replace(mcfg, image_size=size, channels=int(data.x.shape[1]), data_dim=None)
+        size, channels = fit_images(data, mcfg.image_size, mcfg.channels)
+        config["model"] = dataclasses.replace(mcfg, image_size=size, channels=channels, data_dim=None)
     else:
         if mcfg.image_size is not None:
             raise ConfigError(f"model.image_size is set but {data.name!r} holds vectors")
@@ -62,7 +56,7 @@ def diffusion_loss(config):
     return resolve(spec.impl)
 
 
-class DiffusionTask:
+class DiffusionTask(SampleMetrics):
     def __init__(self, ctx: Context):
         self.ctx = ctx
         cfg = ctx.config
@@ -141,19 +135,3 @@ class DiffusionTask:
         train = self.ctx.config["train"]
         sampler = DiffusionSampler(eta=1.0 if train.eval_sampler == "ddpm" else 0.0, steps=train.eval_steps)
         return draw_samples(self.ema, self.cfg, sampler, n, seed, device=self.ctx.device)
-
-    def evaluate(self, step: int) -> dict[str, float]:
-        train = self.ctx.config["train"]
-        samples = self.generate(self.ctx.config["train"].eval_samples, train.seed + 3)
-        metrics = measure(self.data, samples)
-        frac = metric_coverage(metrics)
-        if frac is not None and frac < train.alarm_coverage:
-            self.ctx.alarm(step, f"mode collapse: only {frac:.0%} of the modes/classes captured")
-        self._last_samples = samples
-        return {k: v for k, v in metrics.items() if not k.endswith("_total") and k != "classifier_accuracy"}
-
-    def on_eval(self, step: int) -> None:
-        samples = getattr(self, "_last_samples", None)
-        if samples is None:
-            samples = self.generate(self.ctx.config["train"].eval_samples, self.ctx.config["train"].seed + 3)
-        draw(self.data, samples, self.ctx.run.file("samples.png"), title=f"{self.ctx.spec.name}, step {step}")
