@@ -23,6 +23,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from gan_modes import mean_se  # the same table format (this folder is on sys.path when run as a script)
+
 DDIM = """
 import json, sys
 from gentoolkit.run import Run
@@ -59,12 +61,6 @@ def one(args) -> dict:
                              env=env)
         rows.append({**row, **json.loads(res.stdout), "sampler": "ddim, 50 steps", "eval_s": time.perf_counter() - t})
     return rows
-
-
-def mean_se(xs):
-    m = statistics.fmean(xs)
-    se = statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0
-    return f"{m:.2f} ± {se:.2f}" if abs(m) >= 0.1 else f"{m:.4f} ± {se:.4f}"
 
 
 def main():

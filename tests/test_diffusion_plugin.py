@@ -21,17 +21,9 @@ import pytest
 
 from gentoolkit.plugins import get_registries
 
-from .conftest import ROOT
+from .conftest import BLOCK_TORCH, ROOT
 
 PLUGIN = ROOT / "plugins" / "gentoolkit-diffusion"
-BLOCK_TORCH = """
-import importlib.abc, sys
-class _NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-sys.meta_path.insert(0, _NoTorch())
-"""
 
 
 @pytest.fixture(scope="module")

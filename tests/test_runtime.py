@@ -13,16 +13,7 @@ import pytest
 from gentoolkit.errors import GentoolError
 from gentoolkit.runtime import load
 
-from .conftest import ROOT, one_error_line, run_cli
-
-BLOCK_TORCH = """
-import importlib.abc, sys
-class _NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-sys.meta_path.insert(0, _NoTorch())
-"""
+from .conftest import BLOCK_TORCH, ROOT, one_error_line, run_cli
 
 
 def run_without_torch(code: str) -> subprocess.CompletedProcess:
