@@ -91,17 +91,18 @@ def generate_tokens(
         history[i, : len(t)] = t
     active = list(range(n))  # rows still generating (kept as a list: rebuilt only when a row stops)
     # the attention mask grows by one column per step: views of one buffer, not a new array each step
-    mask_buf = np.ones((n, ctx), dtype=np.int64)
-    mask_buf[:, : mask.shape[1]] = mask
+    mask_buf = np.empty((n, ctx), dtype=np.int64)
+
+    def load_mask(prefilled: np.ndarray) -> None:
+        mask_buf[:] = 1
+        mask_buf[:, : prefilled.shape[1]] = prefilled
+
+    load_mask(mask)
     for step in range(max_new_tokens):
         logits = np.asarray(logits, dtype=np.float32)  # the decoder's own array: the loop may write to it
         logits[:, pad_id] = -np.inf  # padding is never a real token
-        if len(active) == n:
-            if fast_greedy:
-                new = logits.argmax(-1)
-            else:
-                new = np.fromiter((sampler(logits[i : i + 1], history[i : i + 1, : lengths[i]], rngs[i])[0]
-                                   for i in range(n)), dtype=np.int64, count=n)
+        if fast_greedy and len(active) == n:
+            new = logits.argmax(-1)
         else:
             new = np.full(n, -1, dtype=np.int64)
             for i in active:
@@ -128,8 +129,7 @@ def generate_tokens(
             for i in np.flatnonzero(done):
                 starts[i] = max(starts[i], lengths[i] - keep)
             logits, past, mask, last_pos = prefill()
-            mask_buf[:] = 1
-            mask_buf[:, : mask.shape[1]] = mask
+            load_mask(mask)
             continue
         feed = (new if len(active) == n else np.where(new < 0, pad_id, new))[:, None]
         mask = mask_view(mask_buf, mask.shape[1] + 1)
