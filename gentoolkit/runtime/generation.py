@@ -78,7 +78,7 @@ def generate_tokens(
     def prefill():
         ids, mask, pos = left_pad([t[s:] for t, s in zip(tokens, starts)], pad_id)
         logits, past = decoder(ids, mask, pos, decoder.empty_past(n))
-        return logits, past, mask, pos[:, -1]
+        return logits, past, mask, pos[:, -1:]
 
     logits, past, mask, last_pos = prefill()
     new = np.full(n, -1, dtype=np.int64)
@@ -112,7 +112,8 @@ def generate_tokens(
         for i in active:
             t = int(new[i])
             tokens[i].append(t)
-            history[i, lengths[i]] = t
+            if not fast_greedy:  # the history is for samplers that look back
+                history[i, lengths[i]] = t
             lengths[i] += 1
             if (eos_id is not None and t == eos_id) or (should_stop and should_stop(i, tokens[i])):
                 done[i] = True
@@ -122,9 +123,9 @@ def generate_tokens(
             active = [i for i in active if not done[i]]
         if not active or step == max_new_tokens - 1:
             return
-        full = [i for i in active if lengths[i] - 1 - starts[i] >= ctx]
-        if full or mask.shape[1] >= ctx:
-            for i in full:
+        # every row is left-padded to the mask's width, so a row's window is full only if the mask is
+        if mask.shape[1] >= ctx:
+            for i in [i for i in active if lengths[i] - 1 - starts[i] >= ctx]:
                 starts[i] = lengths[i] - keep
             for i in np.flatnonzero(done):
                 starts[i] = max(starts[i], lengths[i] - keep)
@@ -133,8 +134,8 @@ def generate_tokens(
             continue
         feed = (new if len(active) == n else np.where(new < 0, pad_id, new))[:, None]
         mask = mask_view(mask_buf, mask.shape[1] + 1)
-        last_pos = last_pos + 1
-        logits, past = decoder(feed, mask, last_pos[:, None], past)
+        last_pos = last_pos + 1  # (batch, 1)
+        logits, past = decoder(feed, mask, last_pos, past)
 
 
 def mask_view(buf: np.ndarray, width: int) -> np.ndarray:
