@@ -63,7 +63,8 @@ def generate_tokens(
     seed: int | None = None,
     should_stop: Callable[[int, list[int]], bool] | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield one array ``[batch]`` of new token ids per step (``-1`` for rows that have stopped)."""
+    """Yield one array ``[batch]`` of new token ids per step (``-1`` for rows that have stopped); read-only:
+    the loop feeds it to the next step."""
     ctx = int(decoder.context_length)
     keep = max(1, ctx // 2)
     bos = eos_id if eos_id is not None else pad_id
@@ -99,11 +100,13 @@ def generate_tokens(
 
     load_mask(mask)
     for step in range(max_new_tokens):
-        logits = np.asarray(logits, dtype=np.float32)  # the decoder's own array: the loop may write to it
-        logits[:, pad_id] = -np.inf  # padding is never a real token
+        # Each numpy call here costs more than its arithmetic (onnxruntime has just evicted the
+        # interpreter's caches), so plain greedy over all rows is one argmax: padding (never a real
+        # token) is ruled out afterwards, for the rare row that picked it.
         if fast_greedy and len(active) == n:
             new = logits.argmax(-1)
         else:
+            logits[:, pad_id] = -np.inf  # the decoder's own array: the loop may write to it
             new = np.full(n, -1, dtype=np.int64)
             for i in active:
                 new[i] = (logits[i].argmax() if fast_greedy else
@@ -111,6 +114,9 @@ def generate_tokens(
         stopped = False
         for i in active:
             t = int(new[i])
+            if t == pad_id:  # only plain greedy gets here with padding
+                logits[i, pad_id] = -np.inf
+                new[i] = t = int(logits[i].argmax())
             tokens[i].append(t)
             if not fast_greedy:  # the history is for samplers that look back
                 history[i, lengths[i]] = t
@@ -118,7 +124,7 @@ def generate_tokens(
             if (eos_id is not None and t == eos_id) or (should_stop and should_stop(i, tokens[i])):
                 done[i] = True
                 stopped = True
-        yield new.copy()
+        yield new  # a new array each step; the loop reads it once more below, to feed it
         if stopped:
             active = [i for i in active if not done[i]]
         if not active or step == max_new_tokens - 1:
@@ -133,7 +139,7 @@ def generate_tokens(
             load_mask(mask)
             continue
         feed = (new if len(active) == n else np.where(new < 0, pad_id, new))[:, None]
-        mask = mask_view(mask_buf, mask.shape[1] + 1)
+        mask = mask_buf[:, : mask.shape[1] + 1] if n == 1 else mask_view(mask_buf, mask.shape[1] + 1)
         last_pos = last_pos + 1  # (batch, 1)
         logits, past = decoder(feed, mask, last_pos, past)
 
