@@ -116,6 +116,6 @@ GAN_PRESETS = {
 DCGAN_PRESETS = {
     "tiny": {"model": {"width": 16, "z_dim": 16}, "train": {"steps": 100, "batch_size": 32, "eval_interval": 50},
              "data": {"path": "digits"}},
-    "default": {"data": {"path": "digits"}, "train": {"steps": 3000, "batch_size": 64, "lr_g": 2e-4, "lr_d": 2e-4},
+    "default": {"data": {"path": "digits"}, "train": {"steps": 15000, "batch_size": 64, "lr_g": 2e-4, "lr_d": 2e-4},
                 "loss": {"r1": 0.0}},
 }

@@ -74,12 +74,14 @@ def digits_classifier(seed: int = 0):
     perm = torch.randperm(len(x), generator=g)
     cut = int(0.8 * len(x))
     tr, te = perm[:cut], perm[cut:]
-    model = nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 16, 128), nn.ReLU(), nn.Linear(128, 10),
-    )
     with torch.random.fork_rng():
+        # the initial weights too come from `seed`, not from whatever the process drew before: the
+        # same run must get the same class KL from `gentool eval` and from training
         torch.manual_seed(seed)
+        model = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 16, 128), nn.ReLU(), nn.Linear(128, 10),
+        )
         opt = torch.optim.Adam(model.parameters(), lr=2e-3)
         for _epoch in range(15):
             order = tr[torch.randperm(len(tr), generator=g)]
