@@ -156,3 +156,37 @@ def test_unknown_characters_get_a_clear_error(tmp_path, corpus):
         lm.generate("snow ☃", max_new_tokens=3)
     line = one_error_line(run_cli("sample", str(tmp_path / "exp"), "-p", "snow ☃"))
     assert "does not know" in line
+
+
+def _streamed(tokenizer, ids, stop=()):
+    from gentoolkit.runtime.generation import TextStreamer
+
+    streamer = TextStreamer(tokenizer, stop)
+    pieces = [streamer.push(t) for t in ids if not streamer.stopped]
+    return pieces + [streamer.flush()]
+
+
+@pytest.mark.parametrize("stop", [(), ("END",), ("wörld", "語 🙂")])
+def test_streamed_text_is_the_decoded_text_cut_at_the_first_stop(stop):
+    """Incremental decoding: the pieces add up to decoding every id at once, never show half a character,
+    and end before the first stop string, also one that spans several tokens."""
+    from gentoolkit_autoregressive.tokenizers_ import byte_tokenizer
+
+    tok = byte_tokenizer()  # one token per byte: every non-ASCII character spans 2 to 4 tokens
+    text = "héllo wörld, 日本語 🙂 END and more after the end"
+    ids = tok.encode(text)
+    ids = ids[:5] + [tok.pad_id, tok.eos_id] + ids[5:]  # special tokens decode to nothing
+    pieces = _streamed(tok, ids, stop)
+    cuts = [text.find(s) for s in stop if s in text]
+    assert "".join(pieces) == text[: min(cuts)] if cuts else text
+    assert not any("\ufffd" in p for p in pieces)
+
+
+def test_streamed_bytes_that_are_not_utf8_match_a_whole_decode():
+    from gentoolkit_autoregressive.tokenizers_ import byte_tokenizer
+
+    tok = byte_tokenizer()
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # random bytes: stray continuation bytes, characters cut off, valid runs
+        ids = rng.integers(0, 256, size=int(rng.integers(1, 60))).tolist()
+        assert "".join(_streamed(tok, ids)) == tok.decode(ids)
