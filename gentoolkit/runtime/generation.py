@@ -139,7 +139,7 @@ def generate_tokens(
             load_mask(mask)
             continue
         feed = (new if len(active) == n else np.where(new < 0, pad_id, new))[:, None]
-        mask = mask_buf[:, : mask.shape[1] + 1] if n == 1 else mask_view(mask_buf, mask.shape[1] + 1)
+        mask = mask_view(mask_buf, mask.shape[1] + 1)
         last_pos = last_pos + 1  # (batch, 1)
         logits, past = decoder(feed, mask, last_pos, past)
 

@@ -30,7 +30,7 @@ class OrtDecoder:
         # decode step here); the loop always feeds exactly the graph's inputs, so call the binding
         # under it when this onnxruntime has one
         inner = getattr(session, "_sess", None)
-        self._inner = inner if hasattr(inner, "run") else None
+        self._run = inner.run if hasattr(inner, "run") else session.run  # both: (names, feeds, run_options)
         self._feeds: dict[str, Any] = {}  # reused from call to call: the loop always feeds every input
 
     def empty_past(self, batch: int):
@@ -45,10 +45,7 @@ class OrtDecoder:
             feeds["input_ids"] = input_ids
             feeds["attention_mask"] = attention_mask
             feeds["position_ids"] = position_ids
-            if self._inner is not None:
-                out = self._inner.run(self.output_names, feeds, None)
-            else:
-                out = self.session.run(self.output_names, feeds)
+            out = self._run(self.output_names, feeds, None)
             return out[0][:, -1], out[1:]
         # on a GPU, IO binding keeps the cache in device memory (OrtValues) from step to step;
         # only the logits come back to numpy
