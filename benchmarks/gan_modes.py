@@ -1,10 +1,14 @@
 """The PacGAN table for the default `gan` on `ring` and `grid`, over several seeds, and `minimax` beside it.
 
-Usage: python benchmarks/gan_modes.py [--seeds 5] [--minimax-seeds 2] [--jobs 2] [--out DIR] [--set KEY=VALUE ...]
+Usage: python benchmarks/gan_modes.py [--seeds 5] [--minimax-seeds 2] [--classic-seeds 2] [--jobs 2] [--out DIR]
+                                     [--set KEY=VALUE ...]
 
 Each run uses the defaults (only --data and --seed set), one torch thread, and `--jobs`
-runs at a time. Prints mean and standard error of modes captured, percent high quality
-and reverse KL (PacGAN protocol, 2,500 samples), and the wall time per run. `--set`
+runs at a time. Beside them: `loss.name=minimax` with every other default (the stabilizers
+on), and `--preset classic`, minimax in the 2014 recipe (no stabilizers), which collapses. Prints mean and standard error of modes captured, percent high quality
+and reverse KL (PacGAN protocol, 2,500 samples), the spread of the high-quality samples
+around their modes against the data's (1 = the real spread, 0 = piled on the centres),
+and the wall time per run. `--set`
 overrides config keys in every run, to try a candidate default the same way, e.g.
 `--seeds 1 --minimax-seeds 0 --data ring --set model.z_dim=2 --set model.hidden=400`.
 """
@@ -27,7 +31,9 @@ def one(args) -> dict:
     run = Path(out) / f"{data}-{loss}-{seed}"
     cmd = [sys.executable, "-m", "gentoolkit", "train", "gan", "--data", data, "--seed", str(seed), "--out", str(run),
            "--device", "cpu"]
-    if loss != "default":
+    if loss == "classic":
+        cmd += ["--preset", "classic"]
+    elif loss != "default":
         cmd += ["--set", f"loss.name={loss}"]
     for expr in sets:
         cmd += ["--set", expr]
@@ -43,6 +49,10 @@ def one(args) -> dict:
     return {"data": data, "loss": loss, "seed": seed, "wall": wall, "run": str(run), **json.loads(res.stdout)}
 
 
+LABELS = {"default": "non-saturating (default)", "minimax": "minimax (stabilizers on)",
+          "classic": "minimax, `--preset classic` (2014 recipe)"}
+
+
 def mean_se(xs):
     m = statistics.fmean(xs)
     se = statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0
@@ -53,6 +63,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--minimax-seeds", type=int, default=2)
+    ap.add_argument("--classic-seeds", type=int, default=2, help="runs of --preset classic (minimax, no stabilizers)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--data", nargs="+", default=["ring", "grid"])
     ap.add_argument("--out", default=None)
@@ -61,21 +72,23 @@ def main():
     out = args.out or tempfile.mkdtemp(prefix="gan-modes-")
     jobs = [(d, s, "default", out, args.sets) for d in args.data for s in range(args.seeds)]
     jobs += [(d, s, "minimax", out, args.sets) for d in args.data for s in range(args.minimax_seeds)]
+    jobs += [(d, s, "classic", out, args.sets) for d in args.data for s in range(args.classic_seeds)]
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(one, jobs))
     if args.sets:
         print("overrides in every run: " + " ".join(args.sets))
-    print("| data | loss | seeds | modes | high quality % | reverse KL | wall s per run |")
-    print("|---|---|---|---|---|---|---|")
+    print("| data | loss | seeds | modes | high quality % | reverse KL | mode spread | wall s per run |")
+    print("|---|---|---|---|---|---|---|---|")
     for d in args.data:
-        for loss in ("default", "minimax"):
+        for loss in ("default", "minimax", "classic"):
             rs = [r for r in rows if r["data"] == d and r["loss"] == loss]
             if not rs:
                 continue
-            print(f"| {d} | {loss if loss != 'default' else 'non-saturating + R1 (default)'} | {len(rs)} "
+            spreads = [r["mode_spread"] for r in rs if r.get("mode_spread") is not None]
+            print(f"| {d} | {LABELS[loss]} | {len(rs)} "
                   f"| {mean_se([r['modes'] for r in rs])} / {rs[0]['modes_total']} "
                   f"| {mean_se([r['high_quality'] for r in rs])} | {mean_se([r['reverse_kl'] for r in rs])} "
-                  f"| {statistics.fmean(r['wall'] for r in rs):.0f} |")
+                  f"| {mean_se(spreads) if spreads else '-'} | {statistics.fmean(r['wall'] for r in rs):.0f} |")
     print(json.dumps(rows))
 
 

@@ -14,7 +14,7 @@ from gentoolkit.config import build as build_config
 from gentoolkit.run import Run
 from gentoolkit.training import Context
 from gentoolkit_gan.config import DCGANConfig, GANConfig
-from gentoolkit_gan.data import grid_modes, ring_modes
+from gentoolkit_gan.data import grid_modes, ring, ring_modes
 from gentoolkit_gan.metrics import digits_classifier, digits_metrics, diversity, mixture_metrics
 from gentoolkit_gan.models import build
 from gentoolkit_gan.task import GANTask
@@ -74,13 +74,17 @@ def test_mixture_metrics_on_known_answers():
     modes = ring_modes()
     everywhere = np.repeat(modes, 100, axis=0)
     m = mixture_metrics(everywhere, modes, 0.01)
-    assert m == {"modes": 8, "modes_total": 8, "high_quality": 100.0, "reverse_kl": 0.0}
+    assert m == {"modes": 8, "modes_total": 8, "high_quality": 100.0, "reverse_kl": 0.0, "mode_spread": 0.0}
+    # the data itself: every mode, evenly, with the real spread (0.97 after the 3-std cut, in 2-D)
+    m = mixture_metrics(ring(n_samples=20_000, seed=5).x, modes, 0.01)
+    assert m["modes"] == 8 and m["high_quality"] > 98.5 and m["reverse_kl"] < 0.002
+    assert m["mode_spread"] == pytest.approx(0.974, abs=0.02)
     one = np.repeat(modes[:1], 500, axis=0)
     m = mixture_metrics(one, modes, 0.01)
     assert m["modes"] == 1 and m["high_quality"] == 100.0 and m["reverse_kl"] == pytest.approx(math.log(8))
     far = np.full((300, 2), 10.0)
     m = mixture_metrics(far, modes, 0.01)
-    assert m["modes"] == 0 and m["high_quality"] == 0.0
+    assert m["modes"] == 0 and m["high_quality"] == 0.0 and m["mode_spread"] is None
     # just inside and just outside 3 std
     near = modes[:1] + np.array([[0.029, 0.0], [0.031, 0.0]])
     assert mixture_metrics(near, modes, 0.01)["high_quality"] == 50.0

@@ -22,12 +22,15 @@ class GANConfig:
     """MLP generator and discriminator for vectors (2-D points, tabular rows)."""
 
     z_dim: int = 16
+    # discrete latent: frac(1024 * z[0]) picks one of this many learned embeddings, so G need not map one
+    # connected latent space onto separate modes (0 = the plain Gaussian latent)
+    latent_classes: int = 50
     hidden: int = 256
     g_layers: int = 4
     d_layers: int = 3
     batch_norm: bool = True  # in G
     spectral_norm: bool = False  # in D
-    pack: int = 2  # PacGAN: D sees `pack` samples at once
+    pack: int = 1  # PacGAN: D sees `pack` samples at once
     ema: float = 0.99  # moving average of G's weights, used for sampling and export
     data_dim: Optional[int] = None  # taken from the data
 
@@ -35,6 +38,10 @@ class GANConfig:
         _check_common(self.z_dim, self.pack, self.ema)
         if self.hidden < 1 or self.g_layers < 1 or self.d_layers < 1:
             raise ValueError("model.hidden, model.g_layers and model.d_layers must be >= 1")
+        if self.latent_classes < 0 or self.latent_classes == 1:
+            raise ValueError("model.latent_classes must be 0 (plain Gaussian latent) or >= 2")
+        if self.latent_classes and self.z_dim < 2:
+            raise ValueError("model.latent_classes needs model.z_dim >= 2 (z[0] picks the class, the rest is noise)")
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig(BaseTrainConfig):
-    steps: int = 8000
+    steps: int = 5000
     batch_size: int = 256
     n_critic: int = 1  # D steps per G step
     lr_g: float = 2e-4
@@ -93,7 +100,7 @@ class TrainConfig(BaseTrainConfig):
 class LossConfig:
     name: str = "non-saturating"
     gp_weight: float = 10.0  # wgan-gp's gradient penalty
-    r1: float = 1.0  # R1 penalty on real data for D (0 = off)
+    r1: float = 0.0  # R1 penalty on real data for D (0 = off)
 
 
 @dataclass(frozen=True)
@@ -107,9 +114,10 @@ GAN_PRESETS = {
     "tiny": {"model": {"hidden": 64, "g_layers": 2, "d_layers": 2}, "train": {"steps": 300, "batch_size": 64,
                                                                              "eval_interval": 100}},
     "fast": {"train": {"steps": 3000}},
-    # the 2014 recipe without today's stabilizers: the saturating minimax loss, no packing, no
+    # the 2014 recipe without today's stabilizers: the saturating minimax loss, a plain Gaussian latent, no packing, no
     # batch norm, no R1, no moving average, no decay; it collapses (see the mode-collapse tutorial)
-    "classic": {"model": {"pack": 1, "batch_norm": False, "ema": 0.0}, "train": {"steps": 4000, "lr_decay": False},
+    "classic": {"model": {"latent_classes": 0, "pack": 1, "batch_norm": False, "ema": 0.0},
+                "train": {"steps": 4000, "lr_decay": False},
                 "loss": {"name": "minimax", "r1": 0.0}},
     "default": {},
 }

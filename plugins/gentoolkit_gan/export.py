@@ -8,7 +8,7 @@ import torch
 from gentoolkit.export import ExportPlan
 from gentoolkit.run import Run
 
-from .sample import G_z_dim, load_generator
+from .sample import load_generator
 
 
 def plan(run: Run) -> ExportPlan:
@@ -16,7 +16,7 @@ def plan(run: Run) -> ExportPlan:
     from .task import measure, prepare, reported
 
     G, tree = load_generator(run)
-    z_dim = G_z_dim(G)
+    z_dim = G.z_dim
     with torch.no_grad():
         probe = G(torch.zeros(2, z_dim))
     sample_shape = list(probe.shape[1:])

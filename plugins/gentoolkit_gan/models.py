@@ -21,11 +21,18 @@ def _maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
 
 
 class MLPGenerator(nn.Module):
+    """With ``latent_classes`` K > 0 the latent is part discrete: the fractional part of 1024 * z[0]
+    (uniform for any smooth distribution of z[0], the truncated one included) picks one of K learned
+    embeddings, added to the first layer's output for z[1:]. A continuous map of one Gaussian has to
+    cross the empty space between separate modes; with K classes each can land on its own mode."""
+
     def __init__(self, cfg: GANConfig):
         super().__init__()
         d = cfg.data_dim
+        self.z_dim, self.classes = cfg.z_dim, cfg.latent_classes
+        self.embed = nn.Embedding(cfg.latent_classes, cfg.hidden) if cfg.latent_classes else None
         layers: list[nn.Module] = []
-        width = cfg.z_dim
+        width = cfg.z_dim - (1 if cfg.latent_classes else 0)
         for _ in range(cfg.g_layers):
             layers += [nn.Linear(width, cfg.hidden)]
             if cfg.batch_norm:
@@ -38,7 +45,12 @@ class MLPGenerator(nn.Module):
         self.register_buffer("std", torch.ones(d))
 
     def forward(self, z):
-        return self.net(z) * self.std + self.mean
+        if self.embed is None:
+            return self.net(z) * self.std + self.mean
+        u = z[:, 0] * 1024.0
+        c = ((u - torch.floor(u)) * self.classes).long().clamp(max=self.classes - 1)
+        h = self.net[0](z[:, 1:]) + self.embed(c)
+        return self.net[1:](h) * self.std + self.mean
 
 
 class MLPDiscriminator(nn.Module):

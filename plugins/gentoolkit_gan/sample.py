@@ -22,13 +22,9 @@ def load_generator(run: Run, device: str = "cpu"):
 
 
 def generate(G, sampler, n: int, seed, device="cpu") -> np.ndarray:
-    z = sampler(n, G_z_dim(G), np.random.default_rng(seed))
+    z = sampler(n, G.z_dim, np.random.default_rng(seed))
     with torch.no_grad():
         return G(torch.from_numpy(z).to(device)).cpu().numpy()
-
-
-def G_z_dim(G) -> int:
-    return G.z_dim if hasattr(G, "z_dim") else G.net[0].in_features
 
 
 def sample(run: Run, *, n: int, sampler, seed, out=None, device="cpu") -> np.ndarray:
