@@ -1,7 +1,7 @@
 """Every GAN loss on `ring` with the otherwise-default `gan` (one seed): the metrics table of the mode-collapse tutorial.
 
 Usage: python benchmarks/gan_losses.py [--seed 0] [--jobs 2] [--out DIR] [--images docs/img]
-With --images, copies the scatter plots of the minimax and the default runs for the docs.
+With --images, copies the scatter plot of the minimax run (stabilizers on) for the docs.
 """
 
 from __future__ import annotations
@@ -44,15 +44,17 @@ def main():
     out = args.out or tempfile.mkdtemp(prefix="gan-losses-")
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda loss: one(loss, args.seed, out, args.data), LOSSES))
-    print(f"| loss ({args.data}, seed {args.seed}) | modes | high quality % | reverse KL | diversity | wall s |")
-    print("|---|---|---|---|---|---|")
+    print(f"| loss ({args.data}, seed {args.seed}) | modes | high quality % | reverse KL | mode spread | diversity "
+          "| wall s |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
+        spread = "-" if r.get("mode_spread") is None else f"{r['mode_spread']:.2f}"
         print(f"| {r['loss']} | {r['modes']}/{r['modes_total']} | {r['high_quality']:.1f} | {r['reverse_kl']:.4f} "
-              f"| {r['diversity']:.3f} | {r['wall']:.0f} |")
+              f"| {spread} | {r['diversity']:.3f} | {r['wall']:.0f} |")
     if args.images:
         for r in rows:
-            if r["loss"] in ("minimax", "non-saturating"):
-                shutil.copy(Path(r["run"]) / "samples.png", Path(args.images) / f"{args.data}-{r['loss']}.png")
+            if r["loss"] == "minimax":
+                shutil.copy(Path(r["run"]) / "samples.png", Path(args.images) / f"{args.data}-minimax.png")
     print(json.dumps(rows))
 
 

@@ -1,7 +1,7 @@
 """The PacGAN table for the default `gan` on `ring` and `grid`, over several seeds, and `minimax` beside it.
 
 Usage: python benchmarks/gan_modes.py [--seeds 5] [--minimax-seeds 2] [--classic-seeds 2] [--jobs 2] [--out DIR]
-                                     [--set KEY=VALUE ...]
+                                     [--set KEY=VALUE ...] [--images docs/img]
 
 Each run uses the defaults (only --data and --seed set), one torch thread, and `--jobs`
 runs at a time. Beside them: `loss.name=minimax` with every other default (the stabilizers
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,7 +57,7 @@ LABELS = {"default": "non-saturating (default)", "minimax": "minimax (stabilizer
 def mean_se(xs):
     m = statistics.fmean(xs)
     se = statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0
-    return f"{m:.2f} ± {se:.2f}" if abs(m) >= 0.1 else f"{m:.4f} ± {se:.4f}"
+    return f"{m:.2f} ± {se:.2f}" if abs(m) >= 0.1 or m == 0 else f"{m:.4f} ± {se:.4f}"
 
 
 def main():
@@ -68,6 +69,7 @@ def main():
     ap.add_argument("--data", nargs="+", default=["ring", "grid"])
     ap.add_argument("--out", default=None)
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--images", help="copy the seed-0 scatter plots (default, classic) here as DATA-default.png ...")
     args = ap.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="gan-modes-")
     jobs = [(d, s, "default", out, args.sets) for d in args.data for s in range(args.seeds)]
@@ -89,6 +91,10 @@ def main():
                   f"| {mean_se([r['modes'] for r in rs])} / {rs[0]['modes_total']} "
                   f"| {mean_se([r['high_quality'] for r in rs])} | {mean_se([r['reverse_kl'] for r in rs])} "
                   f"| {mean_se(spreads) if spreads else '-'} | {statistics.fmean(r['wall'] for r in rs):.0f} |")
+    if args.images:
+        for r in rows:
+            if r["seed"] == 0 and r["loss"] in ("default", "classic"):
+                shutil.copy(Path(r["run"]) / "samples.png", Path(args.images) / f"{r['data']}-{r['loss']}.png")
     print(json.dumps(rows))
 
 

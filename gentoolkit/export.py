@@ -52,6 +52,9 @@ class ExportPlan:
     files: dict[str, str | bytes] = field(default_factory=dict)  # extra files to write beside the model
     quality: Callable[[Runner], dict[str, float]] | None = None  # e.g. validation loss through a runner
     tokenizer: str | None = None
+    # node-name prefixes (module scopes, e.g. "/latent_class/") that --dtype fp16 keeps in float32, reading
+    # the float32 graph inputs themselves: arithmetic that needs float32's precision
+    fp32_scopes: tuple[str, ...] = ()
 
 
 def dynamic_axes(specs: list[dict]) -> dict[str, dict[int, str]]:
@@ -141,12 +144,42 @@ def _optimize(path: Path, enable: bool = True) -> None:
     out.replace(path)
 
 
-def _to_fp16(path: Path) -> None:
+def _to_fp16(path: Path, fp32_scopes: tuple[str, ...] = ()) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
+    model = onnx.load(str(path))
+    keep = {n.name for n in model.graph.node if n.name.startswith(tuple(fp32_scopes))} if fp32_scopes else set()
+    model = convert_float_to_float16(model, keep_io_types=True, node_block_list=sorted(keep))
+    if keep:
+        _read_inputs_in_fp32(model.graph, keep)
     onnx.save(model, str(path))
+
+
+def _read_inputs_in_fp32(graph, keep: set[str]) -> None:
+    """The converter passes every value a kept node reads (a graph input, another kept node's output)
+    through float16 and back (Cast, Cast): the precision is gone. Point kept nodes past those casts,
+    at the float32 value itself, and drop the casts nobody reads any more."""
+    made_by = {o: n for n in graph.node for o in n.output}
+    inputs = {i.name for i in graph.input}
+
+    def origin(name: str) -> str:
+        src = name
+        while src in made_by and made_by[src].op_type == "Cast" and made_by[src].name not in keep:
+            src = made_by[src].input[0]  # a cast the converter inserted
+        return src if src in inputs or (src in made_by and made_by[src].name in keep) else name
+
+    for node in graph.node:
+        if node.name in keep:
+            for i, name in enumerate(node.input):
+                node.input[i] = origin(name)
+    while True:
+        read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if n.op_type == "Cast" and not any(o in read for o in n.output)]
+        if not dead:
+            return
+        for n in dead:
+            graph.node.remove(n)
 
 
 def _quantize_int8(path: Path) -> None:
@@ -248,7 +281,7 @@ def export(
         path = tmp / MODEL
         _convert(plan, path, opset)
         if dtype == "fp16":
-            _to_fp16(path)
+            _to_fp16(path, plan.fp32_scopes)
         if optimize or dtype == "fp16":
             _optimize(path, enable=optimize)  # also restores the topological order fp16 conversion breaks
         if quantize == "int8":

@@ -16,8 +16,9 @@ from gentoolkit.training import Context
 from gentoolkit_gan.config import DCGANConfig, GANConfig
 from gentoolkit_gan.data import grid_modes, ring, ring_modes
 from gentoolkit_gan.metrics import digits_classifier, digits_metrics, diversity, mixture_metrics
-from gentoolkit_gan.models import build
+from gentoolkit_gan.models import build, latent_class
 from gentoolkit_gan.task import GANTask
+from gentoolkit_samplers.latent import LatentSampler
 
 from .conftest import one_error_line, run_cli
 
@@ -68,6 +69,32 @@ def test_dcgan_shapes(size, channels):
 def test_packing_and_ranges_for_vectors():
     G, D = build(GANConfig(data_dim=5, pack=3, hidden=16), 0, 1)
     assert G(torch.randn(6, 16)).shape == (6, 5) and D(torch.randn(6, 5)).shape == (2, 1)
+
+
+@pytest.mark.parametrize("sampler", [LatentSampler("normal"), LatentSampler("truncated", 0.5),
+                                     LatentSampler("uniform")])
+def test_latent_classes_are_uniform_for_every_latent_sampler(sampler):
+    z0 = torch.from_numpy(sampler(50_000, 1, np.random.default_rng(0))[:, 0])
+    counts = np.bincount(latent_class(z0, 50).numpy(), minlength=50)
+    assert len(counts) == 50
+    # chi-square with 49 degrees of freedom: 99.9% of uniform draws stay under 86
+    expected = 50_000 / 50
+    assert ((counts - expected) ** 2 / expected).sum() < 86
+
+
+def test_discrete_latent_generator():
+    G, _ = build(GANConfig(data_dim=2, z_dim=4, latent_classes=8, hidden=16), 0, 1)
+    G.eval()
+    assert G.embed.num_embeddings == 8 and G.net[0].in_features == 3  # z[1:] is the noise
+    noise = torch.randn(1, 3).expand(16, 3)
+    # two values of z0 per class (1024 * z0 = k / 8 + a little, and 5 + that), the same noise for all
+    z0 = torch.tensor([k / 8 / 1024 + 1e-6 + 5 * (i % 2) / 1024 for k in range(8) for i in range(2)])
+    x = G(torch.cat([z0[:, None], noise], 1)).detach()
+    assert latent_class(z0, 8).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7]
+    assert torch.equal(x[0::2], x[1::2])  # same class, same noise: the same sample
+    assert torch.cdist(x[0::2], x[0::2]).fill_diagonal_(1).min() > 0  # every class its own sample
+    plain, _ = build(GANConfig(data_dim=2, z_dim=4, latent_classes=0, hidden=16), 0, 1)
+    assert plain.embed is None and plain.net[0].in_features == 4
 
 
 def test_mixture_metrics_on_known_answers():
@@ -169,6 +196,8 @@ def test_gan_user_errors(tmp_path):
         (["train", "gan", "--set", "model.pack=3", "--set", "train.batch_size=64", "--out", str(tmp_path / "e")],
          "multiple of model.pack"),
         (["train", "gan", "--set", "model.pack=9"], "model.pack must be 1..4"),
+        (["train", "gan", "--set", "model.latent_classes=1"], "model.latent_classes must be 0"),
+        (["train", "gan", "--set", "model.z_dim=1"], "needs model.z_dim >= 2"),
         (["train", "gan", "--set", "loss.name=cross-entropy", "--out", str(tmp_path / "f")], "for autoregressive"),
         (["train", "dcgan", "--set", "model.image_size=12"], "8, 16, 32 or 64"),
     ]

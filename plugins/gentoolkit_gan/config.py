@@ -19,7 +19,8 @@ def _check_common(z_dim, pack, ema):
 
 @dataclass(frozen=True)
 class GANConfig:
-    """MLP generator and discriminator for vectors (2-D points, tabular rows)."""
+    """MLP generator and discriminator for vectors (2-D points, tabular rows); the generator's latent is
+    part discrete by default (``latent_classes``), which lets it put separate modes apart."""
 
     z_dim: int = 16
     # discrete latent: frac(1024 * z[0]) picks one of this many learned embeddings, so G need not map one

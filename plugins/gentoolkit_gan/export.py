@@ -55,4 +55,5 @@ def plan(run: Run) -> ExportPlan:
         },
         sampler_defaults={k: v for k, v in run.config.get("sampler", {}).items() if v is not None},
         quality=quality,
+        fp32_scopes=("/latent_class/",),  # frac(1024 * z[0]) needs float32: fp16 would pick other classes
     )

@@ -20,6 +20,28 @@ def _maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
     return _sn(layer) if on else layer
 
 
+def latent_class(z0: torch.Tensor, classes: int) -> torch.Tensor:
+    """The discrete part of a ``gan`` latent: ``floor(classes * frac(1024 * z0))``, int64.
+
+    Uniform over ``range(classes)`` for any smooth distribution of ``z0`` (normal,
+    truncated normal, uniform); 1024 is a power of two, so the product is exact in
+    float32 and PyTorch, onnxruntime and numpy agree on every class."""
+    u = z0 * 1024.0
+    return ((u - torch.floor(u)) * classes).long().clamp(max=classes - 1)
+
+
+class LatentClass(nn.Module):
+    """:func:`latent_class` of ``z[:, 0]`` as a module, so that its ONNX nodes share one scope
+    (``/latent_class/``), which an fp16 export keeps in float32."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.classes = classes
+
+    def forward(self, z):
+        return latent_class(z[:, 0], self.classes)
+
+
 class MLPGenerator(nn.Module):
     """With ``latent_classes`` K > 0 the latent is part discrete: the fractional part of 1024 * z[0]
     (uniform for any smooth distribution of z[0], the truncated one included) picks one of K learned
@@ -31,6 +53,7 @@ class MLPGenerator(nn.Module):
         d = cfg.data_dim
         self.z_dim, self.classes = cfg.z_dim, cfg.latent_classes
         self.embed = nn.Embedding(cfg.latent_classes, cfg.hidden) if cfg.latent_classes else None
+        self.latent_class = LatentClass(cfg.latent_classes) if cfg.latent_classes else None
         layers: list[nn.Module] = []
         width = cfg.z_dim - (1 if cfg.latent_classes else 0)
         for _ in range(cfg.g_layers):
@@ -47,9 +70,7 @@ class MLPGenerator(nn.Module):
     def forward(self, z):
         if self.embed is None:
             return self.net(z) * self.std + self.mean
-        u = z[:, 0] * 1024.0
-        c = ((u - torch.floor(u)) * self.classes).long().clamp(max=self.classes - 1)
-        h = self.net[0](z[:, 1:]) + self.embed(c)
+        h = self.net[0](z[:, 1:]) + self.embed(self.latent_class(z))
         return self.net[1:](h) * self.std + self.mean
 
 
