@@ -45,6 +45,8 @@ class ModelSpec:
     ``sampler_kind`` names the kind of sampler ``gentool sample`` builds for it
     (``"logits"``, ``"latent"``, or a kind a plugin defines), and ``bench``
     (optional) times one whole sample for ``gentool bench``'s side-by-side table.
+    ``legacy`` maps config keys added after a release to the value that reproduces
+    older run folders, whose ``config.json`` lacks them.
     """
 
     name: str
@@ -63,6 +65,8 @@ class ModelSpec:
     bench: str | Callable | None = None
     aliases: tuple[str, ...] = ()
     plugin: str = ""
+    # "section.key" -> the behaviour a run folder written before that key existed had (config.json lacks it)
+    legacy: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.sampler_kind is None:

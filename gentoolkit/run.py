@@ -57,12 +57,23 @@ class Run:
     def model_name(self) -> str:
         return self.meta["model"]
 
+    def stored_config(self) -> dict[str, dict[str, Any]]:
+        """``config.json``'s tree, with the keys the model gained since this run was written set to the
+        value that reproduces it (``ModelSpec.legacy``)."""
+        from .plugins import get_model
+
+        cfg = {section: dict(body) for section, body in self.config.items()}
+        for dotted, value in get_model(self.model_name).legacy.items():
+            section, _, key = dotted.partition(".")
+            cfg.setdefault(section, {}).setdefault(key, value)
+        return cfg
+
     def tree(self) -> dict[str, Any]:
         """The resolved config tree (frozen dataclasses) rebuilt from ``config.json``."""
         from .config import build
         from .plugins import get_model
 
-        return build(get_model(self.model_name).config_sections, self.config)
+        return build(get_model(self.model_name).config_sections, self.stored_config())
 
     def file(self, name: str) -> Path:
         return self.path / name

@@ -183,6 +183,22 @@ def test_sampling_and_eval_from_a_run(tmp_path):
     assert res["data"] == "grid" and res["samples"] == 2500 and res["modes_total"] == 25
 
 
+def test_runs_from_before_the_discrete_latent_still_load(tmp_path):
+    """A config.json without model.latent_classes was written by a plain-latent gan (ModelSpec.legacy)."""
+    out = tmp_path / "old"
+    args = ["--data", "ring", "--out", str(out), *TINY_GAN, "--set", "model.latent_classes=0"]
+    assert run_cli("train", "gan", *args).exit_code == 0
+    before = run_cli("sample", str(out), "-n", "3", "--seed", "1").output
+    cfg = json.loads((out / "config.json").read_text())
+    del cfg["config"]["model"]["latent_classes"]
+    (out / "config.json").write_text(json.dumps(cfg))
+    assert Run.open(out).tree()["model"].latent_classes == 0
+    again = run_cli("sample", str(out), "-n", "3", "--seed", "1")
+    assert again.exit_code == 0 and again.output == before
+    resumed = run_cli("train", "gan", "--resume", "--out", str(out), "--steps", "18")
+    assert resumed.exit_code == 0, resumed.output
+
+
 def test_gan_user_errors(tmp_path):
     txt = tmp_path / "x.txt"
     txt.write_text("hello")

@@ -27,6 +27,7 @@ def register_models(register):
                 sample=f"{_P}.sample:sample",
                 evaluate=f"{_P}.sample:evaluate",
                 export=f"{_P}.export:plan",
+                legacy={"model.latent_classes": 0} if name == "gan" else {},  # runs before the discrete latent
             )
         )
 
