@@ -4,13 +4,14 @@ Usage: python benchmarks/gan_modes.py [--seeds 5] [--minimax-seeds 2] [--classic
                                      [--set KEY=VALUE ...] [--images docs/img]
 
 Each run uses the defaults (only --data and --seed set), one torch thread, and `--jobs`
-runs at a time. Beside them: `loss.name=minimax` with every other default (the stabilizers
-on), and `--preset classic`, minimax in the 2014 recipe (no stabilizers), which collapses. Prints mean and standard error of modes captured, percent high quality
+runs at a time. Beside them: `loss.name=minimax` with every other default (the
+stabilizers on), and `--preset classic`, minimax in the 2014 recipe (no stabilizers),
+which collapses. Prints mean and standard error of modes captured, percent high quality
 and reverse KL (PacGAN protocol, 2,500 samples), the spread of the high-quality samples
 around their modes against the data's (1 = the real spread, 0 = piled on the centres),
-and the wall time per run. `--set`
-overrides config keys in every run, to try a candidate default the same way, e.g.
-`--seeds 1 --minimax-seeds 0 --data ring --set model.z_dim=2 --set model.hidden=400`.
+and the wall time per run. `--set` overrides config keys in every run, to try a candidate
+default the same way, e.g. `--seeds 1 --minimax-seeds 0 --classic-seeds 0 --data grid
+--set model.latent_classes=0`.
 """
 
 from __future__ import annotations
