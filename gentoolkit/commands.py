@@ -93,5 +93,6 @@ def eval_command(path, *, data, as_json, device) -> None:
         return
     width = max((len(k) for k in result), default=0)
     for key, value in result.items():
-        click.echo(f"{key:>{width}}: {value:.4f}" if isinstance(value, float) else f"{key:>{width}}: {value}")
+        shown = f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None else value
+        click.echo(f"{key:>{width}}: {shown}")
 
