@@ -1,7 +1,7 @@
 """The PacGAN table for the default `gan` on `ring` and `grid`, over several seeds, and `minimax` beside it.
 
-Usage: python benchmarks/gan_modes.py [--seeds 5] [--minimax-seeds 2] [--classic-seeds 2] [--jobs 2] [--out DIR]
-                                     [--set KEY=VALUE ...] [--images docs/img]
+Usage: python benchmarks/gan_modes.py [--seeds 5] [--first-seed 0] [--minimax-seeds 2] [--classic-seeds 2] [--jobs 2]
+                                     [--out DIR] [--set KEY=VALUE ...] [--images docs/img]
 
 Each run uses the defaults (only --data and --seed set), one torch thread, and `--jobs`
 runs at a time. Beside them: `loss.name=minimax` with every other default (the
@@ -64,16 +64,18 @@ def mean_se(xs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here (for more seeds on top of a table)")
     ap.add_argument("--minimax-seeds", type=int, default=2)
     ap.add_argument("--classic-seeds", type=int, default=2, help="runs of --preset classic (minimax, no stabilizers)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--data", nargs="+", default=["ring", "grid"])
     ap.add_argument("--out", default=None)
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--images", help="copy the seed-0 scatter plots (default, classic) here as DATA-default.png ...")
+    ap.add_argument("--images", help="copy the first seed's scatter plots (default, classic) here as DATA-default.png ...")
     args = ap.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="gan-modes-")
-    jobs = [(d, s, "default", out, args.sets) for d in args.data for s in range(args.seeds)]
+    first = args.first_seed
+    jobs = [(d, s, "default", out, args.sets) for d in args.data for s in range(first, first + args.seeds)]
     jobs += [(d, s, "minimax", out, args.sets) for d in args.data for s in range(args.minimax_seeds)]
     jobs += [(d, s, "classic", out, args.sets) for d in args.data for s in range(args.classic_seeds)]
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -94,7 +96,7 @@ def main():
                   f"| {mean_se(spreads) if spreads else '-'} | {statistics.fmean(r['wall'] for r in rs):.0f} |")
     if args.images:
         for r in rows:
-            if r["seed"] == 0 and r["loss"] in ("default", "classic"):
+            if r["seed"] == first and r["loss"] in ("default", "classic"):
                 shutil.copy(Path(r["run"]) / "samples.png", Path(args.images) / f"{r['data']}-{r['loss']}.png")
     print(json.dumps(rows))
 

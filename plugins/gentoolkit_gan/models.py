@@ -25,7 +25,7 @@ def latent_class(z0: torch.Tensor, classes: int) -> torch.Tensor:
 
     Uniform over ``range(classes)`` for any smooth distribution of ``z0`` (normal,
     truncated normal, uniform); 1024 is a power of two, so the product is exact in
-    float32 and PyTorch, onnxruntime and numpy agree on every class."""
+    float32 and PyTorch and onnxruntime agree on every class."""
     u = z0 * 1024.0
     return ((u - torch.floor(u)) * classes).long().clamp(max=classes - 1)
 
@@ -51,7 +51,7 @@ class MLPGenerator(nn.Module):
     def __init__(self, cfg: GANConfig):
         super().__init__()
         d = cfg.data_dim
-        self.z_dim, self.classes = cfg.z_dim, cfg.latent_classes
+        self.z_dim = cfg.z_dim
         self.embed = nn.Embedding(cfg.latent_classes, cfg.hidden) if cfg.latent_classes else None
         self.latent_class = LatentClass(cfg.latent_classes) if cfg.latent_classes else None
         layers: list[nn.Module] = []
