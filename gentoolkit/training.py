@@ -410,7 +410,8 @@ def train_from_cli(
         previous = Run.open(out)
         if previous.model_name != spec.name:
             raise RunError(f"{out!r} is a {previous.model_name!r} run, not {spec.name!r}")
-        layers.append(previous.stored_config())
+        stored = previous.stored_config()
+        layers.append(stored)
     else:
         name = preset or spec.default_preset
         if name is not None:
@@ -423,7 +424,7 @@ def train_from_cli(
     extra_sets = [f"{k}={v}" for k, v in short.items()]
     tree = build(sections, *layers, sets=tuple(extra_sets) + tuple(sets))
     if resume:
-        old_model = previous.stored_config()["model"]
+        old_model = stored["model"]
         new_model = to_dict({"model": tree["model"]})["model"]
         changed = [k for k in new_model if old_model.get(k) != new_model[k]]
         if changed:

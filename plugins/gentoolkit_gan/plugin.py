@@ -9,9 +9,11 @@ _P = "gentoolkit_gan"
 
 @hookimpl
 def register_models(register):
-    for name, cfg, presets, desc in (
-        ("gan", GANConfig, GAN_PRESETS, "MLP generator and discriminator for vectors (2-D points, tabular rows)."),
-        ("dcgan", DCGANConfig, DCGAN_PRESETS, "Convolutional GAN for 8-64 pixel images (1 or 3 channels)."),
+    # legacy: runs of `gan` written before the discrete latent had none
+    for name, cfg, presets, desc, legacy in (
+        ("gan", GANConfig, GAN_PRESETS, "MLP generator and discriminator for vectors (2-D points, tabular rows).",
+         {"model.latent_classes": 0}),
+        ("dcgan", DCGANConfig, DCGAN_PRESETS, "Convolutional GAN for 8-64 pixel images (1 or 3 channels).", {}),
     ):
         register(
             ModelSpec(
@@ -27,7 +29,7 @@ def register_models(register):
                 sample=f"{_P}.sample:sample",
                 evaluate=f"{_P}.sample:evaluate",
                 export=f"{_P}.export:plan",
-                legacy={"model.latent_classes": 0} if name == "gan" else {},  # runs before the discrete latent
+                legacy=legacy,
             )
         )
 
