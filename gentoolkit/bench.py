@@ -33,12 +33,14 @@ NEW_TOKENS = 63
 
 def timed_together(cases: list[tuple[str, Callable[[], Any]]], repeat: int) -> dict[str, float]:
     """Median seconds of each ``(name, fn)`` case, the cases taking turns, so that a slow moment of a
-    shared machine hits all of them alike. Plugins' ``bench`` functions use it too."""
+    shared machine hits all of them alike. Every other round runs them in reverse order, so no case
+    always follows the same one (a case is slower right after another that evicted its caches).
+    Plugins' ``bench`` functions use it too."""
     for _, fn in cases:
         fn()  # warm up
     times: dict[str, list[float]] = {name: [] for name, _ in cases}
-    for _ in range(repeat):
-        for name, fn in cases:
+    for r in range(repeat):
+        for name, fn in cases if r % 2 == 0 else cases[::-1]:
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
@@ -128,7 +130,9 @@ def bench_autoregressive(repeat: int = 5) -> list[dict]:
 
             def genai():
                 params = og.GeneratorParams(og_model)
-                params.set_search_options(max_length=len(prompt) + NEW_TOKENS, do_sample=False)
+                # a seed, as the runtime is given one: unseeded, each Generator draws its own from
+                # std::random_device, which took 12 ms per Generator on one of our VMs (slow RDRAND)
+                params.set_search_options(max_length=len(prompt) + NEW_TOKENS, do_sample=False, random_seed=0)
                 gen = og.Generator(og_model, params)
                 gen.append_tokens(np.array(prompt, dtype=np.int32))
                 while not gen.is_done():
