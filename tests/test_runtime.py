@@ -190,3 +190,39 @@ def test_streamed_bytes_that_are_not_utf8_match_a_whole_decode():
     for _ in range(20):  # random bytes: stray continuation bytes, characters cut off, valid runs
         ids = rng.integers(0, 256, size=int(rng.integers(1, 60))).tolist()
         assert "".join(_streamed(tok, ids)) == tok.decode(ids)
+
+
+def test_fixed_buffer_cache_matches_a_growing_cache(exports):
+    """The CPU decode path (a StaticCache: fixed buffers bound once, capacity doubling) against the
+    plain one (the cache grows by one slot per step): the same logits step by step, through a
+    capacity doubling, for a left-padded batch; then the same tokens past the context."""
+    from gentoolkit.runtime.generation import generate_tokens, left_pad
+    from gentoolkit.sampling import make_sampler
+    from gentoolkit_autoregressive.runtime import OrtDecoder, StaticCache
+
+    lm = load(exports["gpt"])
+    fixed, plain = lm.decoder, OrtDecoder(lm.decoder.session, lm.manifest["runtime"], fixed_buffers=False)
+    prompts = [lm.tokenizer.encode(p) for p in ("The class", "x", "Return the")]
+    ids, mask, pos = left_pad(prompts, lm.tokenizer.pad_id)
+    a, cache = fixed(ids, mask, pos, fixed.empty_past(3))
+    b, past = plain(ids, mask, pos, plain.empty_past(3))
+    assert isinstance(cache, StaticCache) and isinstance(past, list)
+    capacities = {cache.capacity}
+    rng = np.random.default_rng(0)
+    for _ in range(lm.decoder.context_length - ids.shape[1]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+        new = rng.integers(0, lm.tokenizer.pad_id, size=3)  # any tokens: both paths must agree on each
+        mask = np.concatenate([mask, np.ones((3, 1), np.int64)], axis=1)
+        pos = pos[:, -1:] + 1
+        a = cache.advance(new)
+        b, past = plain(new[:, None], mask, pos, past)
+        capacities.add(cache.capacity)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert len(capacities) > 1 and max(capacities) == lm.decoder.context_length  # it grew, up to the context
+
+    def tokens(decoder):
+        steps = generate_tokens(decoder, prompts, sampler=make_sampler("logits", options={"temperature": 1.0}),
+                                max_new_tokens=2 * lm.decoder.context_length, pad_id=lm.tokenizer.pad_id, seed=5)
+        return np.stack(list(steps))
+
+    np.testing.assert_array_equal(tokens(fixed), tokens(plain))

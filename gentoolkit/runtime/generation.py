@@ -5,7 +5,10 @@ position_ids, past) -> (logits, past)`` returning the logits of the last
 position ``[batch, vocab]`` (float32, an array the loop may modify), plus
 ``context_length`` and ``empty_past(batch)``. The loop does left padding, the KV cache bookkeeping,
 sampling and stop conditions, so both back ends give the same tokens for the
-same seed.
+same seed. A ``past`` may offer ``advance(new) -> logits``: one decode step with the
+token ``new[i]`` for each row, at the next position, its mask column 1. That is every
+decode step the loop makes, so it then leaves the mask and the positions to the past
+(onnxruntime's CPU decoder keeps them in buffers bound once).
 
 Context: a prompt longer than the context keeps its last ``context_length``
 tokens; when a row's window is full, that row keeps its last half and the batch
@@ -82,6 +85,8 @@ def generate_tokens(
         return logits, past, mask, pos[:, -1:]
 
     logits, past, mask, last_pos = prefill()
+    columns = mask.shape[1]  # the attention mask's width: prompt window plus tokens fed since
+    advance = getattr(past, "advance", None)
     new = np.full(n, -1, dtype=np.int64)
     # plain greedy needs neither the history nor a per-row draw: one vectorized argmax
     fast_greedy = bool(getattr(sampler, "is_greedy", False)) and getattr(sampler, "repetition_penalty", 1.0) == 1.0
@@ -130,18 +135,24 @@ def generate_tokens(
         if not active or step == max_new_tokens - 1:
             return
         # every row is left-padded to the mask's width, so a row's window is full only if the mask is
-        if mask.shape[1] >= ctx:
+        if columns >= ctx:
             for i in [i for i in active if lengths[i] - 1 - starts[i] >= ctx]:
                 starts[i] = lengths[i] - keep
             for i in np.flatnonzero(done):
                 starts[i] = max(starts[i], lengths[i] - keep)
             logits, past, mask, last_pos = prefill()
+            columns = mask.shape[1]
+            advance = getattr(past, "advance", None)
             load_mask(mask)
             continue
-        feed = (new if len(active) == n else np.where(new < 0, pad_id, new))[:, None]
-        mask = mask_view(mask_buf, mask.shape[1] + 1)
+        feed = new if len(active) == n else np.where(new < 0, pad_id, new)
+        columns += 1
+        if advance is not None:
+            logits = advance(feed)
+            continue
+        mask = mask_view(mask_buf, columns)
         last_pos = last_pos + 1  # (batch, 1)
-        logits, past = decoder(feed, mask, last_pos, past)
+        logits, past = decoder(feed[:, None], mask, last_pos, past)
 
 
 def mask_view(buf: np.ndarray, width: int) -> np.ndarray:
