@@ -31,19 +31,24 @@ from typing import Any
 NEW_TOKENS = 63
 
 
-def timed_together(cases: list[tuple[str, Callable[[], Any]]], repeat: int) -> dict[str, float]:
-    """Median seconds of each ``(name, fn)`` case, the cases taking turns, so that a slow moment of a
-    shared machine hits all of them alike. Every other round runs them in reverse order, so no case
-    always follows the same one (a case is slower right after another that evicted its caches).
-    Plugins' ``bench`` functions use it too."""
-    for _, fn in cases:
-        fn()  # warm up
+def timed_together(cases: list[tuple[str, Callable[[], Any]]], repeat: int,
+                   first_calls: dict[str, float] | None = None) -> dict[str, float]:
+    """Median seconds of each ``(name, fn)`` case in steady state, the cases taking turns, so that a
+    slow moment of a shared machine hits all of them alike. A turn is two calls, the second one
+    counted: a case run right after another one is slower (that one evicted its caches), more so
+    for some back ends than for others, while an app that generates again and again runs warm.
+    The medians of the first calls go to ``first_calls`` when given. Every other round runs the
+    cases in reverse order. Plugins' ``bench`` functions use it too."""
     times: dict[str, list[float]] = {name: [] for name, _ in cases}
+    firsts: dict[str, list[float]] = {name: [] for name, _ in cases}
     for r in range(repeat):
         for name, fn in cases if r % 2 == 0 else cases[::-1]:
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
+            for kept in (firsts, times):
+                t = time.perf_counter()
+                fn()
+                kept[name].append(time.perf_counter() - t)
+    if first_calls is not None:
+        first_calls.update({name: statistics.median(ts) for name, ts in firsts.items()})
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -141,9 +146,10 @@ def bench_autoregressive(repeat: int = 5) -> list[dict]:
             cases.append(("onnxruntime-genai, same folder", genai))
         except ImportError:
             pass
-        for name, seconds in timed_together(cases, repeat).items():
+        firsts: dict[str, float] = {}
+        for name, seconds in timed_together(cases, repeat, firsts).items():
             rows.append({"family": "autoregressive", "backend": name, "tokens_per_s": NEW_TOKENS / seconds,
-                         "ms_per_sample": 1000 * seconds})
+                         "ms_per_sample": 1000 * seconds, "ms_first_call": 1000 * firsts[name]})
     return rows
 
 
@@ -248,10 +254,11 @@ def print_tables(res: dict) -> None:
     ar = res["autoregressive"]
     base = next(r for r in ar if "full recompute" in r["backend"])["tokens_per_s"]
     print(f"Autoregressive, greedy, {NEW_TOKENS} new tokens, nanoGPT CPU size (4x128, context 64), 1 thread")
-    print("| back end | tokens/s | ms per sample | vs full recompute |")
-    print("|---|---|---|---|")
+    print("| back end | tokens/s | ms per sample | vs full recompute | ms, first call after another back end |")
+    print("|---|---|---|---|---|")
     for r in ar:
-        print(f"| {r['backend']} | {r['tokens_per_s']:.0f} | {r['ms_per_sample']:.1f} | {r['tokens_per_s'] / base:.1f}x |")
+        print(f"| {r['backend']} | {r['tokens_per_s']:.0f} | {r['ms_per_sample']:.1f} | {r['tokens_per_s'] / base:.1f}x"
+              f" | {r['ms_first_call']:.1f} |")
     print()
     print("GAN generator (default gan), one sample")
     print("| back end | ms per sample | samples/s |")

@@ -76,7 +76,6 @@ def generate_tokens(
     # Each row's attention window starts at starts[i] and moves by that row's own length alone,
     # so a row generates the same tokens in any batch as it does by itself.
     starts = [max(0, len(t) - ctx) for t in tokens]
-    rngs = row_generators(seed, n)
     done = np.zeros(n, dtype=bool)
 
     def prefill():
@@ -90,6 +89,7 @@ def generate_tokens(
     new = np.full(n, -1, dtype=np.int64)
     # plain greedy needs neither the history nor a per-row draw: one vectorized argmax
     fast_greedy = bool(getattr(sampler, "is_greedy", False)) and getattr(sampler, "repetition_penalty", 1.0) == 1.0
+    rngs = [] if fast_greedy else row_generators(seed, n)
     width = max(len(t) for t in tokens) + max_new_tokens
     history = np.zeros((n, width), dtype=np.int64)  # the tokens so far, for samplers that look back
     lengths = [len(t) for t in tokens]

@@ -13,59 +13,26 @@ from gentoolkit.runtime.generation import stream_text
 from gentoolkit.runtime.tokenizer import TextTokenizer
 
 
-class StaticCache:
-    """The KV cache of one batch in fixed-shape buffers, bound to onnxruntime once (the CPU decode path).
+class _Buffers:
+    """Fixed-shape numpy buffers for ``batch`` rows and ``capacity`` cache slots, every graph input
+    and output bound to them once; the decoder keeps them from one generation to the next."""
 
-    The exported graph computes ``present = Concat(past, new)`` and masks attention with
-    ``attention_mask``. Fed a past of ``capacity`` slots (the unfilled ones masked out), its
-    shapes stay the same from step to step, so every input and output is bound to a numpy
-    buffer once and a step is one ``run_with_iobinding`` call. After each step the new token's
-    key and value (the last slot of ``present``) move into their slot of ``past``: one numpy
-    copy for every layer. Attention does not depend on the order of the slots (positions
-    come from ``position_ids``), and a masked slot gets exactly zero weight, so the tokens
-    are those of the growing cache. Capacity doubles (up to the context) as slots fill, so a
-    short generation does not attend over the whole context.
-    """
-
-    MIN_CAPACITY = 16
-
-    def __init__(self, decoder: OrtDecoder, batch: int, filled: int = 0):
-        """An empty cache for ``batch`` rows with room for at least ``filled + 1`` slots."""
-        self.decoder = decoder
-        self.length = 0
-        self._allocate(batch, min(decoder.context_length, max(self.MIN_CAPACITY, 2 * filled)))
-
-    def load(self, present: list[np.ndarray], attention_mask: np.ndarray, position_ids: np.ndarray) -> None:
-        """Fill the first slots from a prefill: its ``present``, its mask and the positions of its last tokens."""
-        n = attention_mask.shape[1]
-        for i, value in enumerate(present):
-            self.past[i, :, :, :n] = value
-        self.mask[:, :n] = attention_mask
-        self.position_ids[:] = position_ids
-        self.length = n
-
-    def _allocate(self, batch: int, capacity: int) -> None:
-        """(Re)allocate the buffers for ``capacity`` slots, keep the filled ones, and bind them all."""
+    def __init__(self, decoder: OrtDecoder, batch: int, capacity: int):
         import onnxruntime as ort
 
-        d = self.decoder
-        H, D = d.kv_shape
-        old = None if not self.length else (self.past, self.mask, self.position_ids)
-        self.capacity = capacity
-        self.past = np.zeros((len(d.past_names), batch, H, capacity, D), np.float32)
-        self.present = np.zeros((len(d.past_names), batch, H, capacity + 1, D), np.float32)
+        H, D = decoder.kv_shape
+        self.batch, self.capacity = batch, capacity
+        # past must hold finite numbers in unfilled slots (masked: exactly zero weight, but 0 * NaN is NaN)
+        self.past = np.zeros((len(decoder.past_names), batch, H, capacity, D), np.float32)
+        self.present = np.zeros((len(decoder.past_names), batch, H, capacity + 1, D), np.float32)
+        self.new_kv = self.present[:, :, :, capacity]  # the new token's key and value in every layer
         self.input_ids = np.zeros((batch, 1), np.int64)
         self.position_ids = np.zeros((batch, 1), np.int64)
         self.mask = np.zeros((batch, capacity + 1), np.int64)  # the slots, then the new token's own column
         self.mask[:, capacity] = 1
-        self.logits = np.zeros((batch, 1, d.vocab_size), np.float32)
+        self.logits = np.zeros((batch, 1, decoder.vocab_size), np.float32)
         self.last_logits = self.logits[:, 0]
-        if old is not None:
-            n = self.length
-            self.past[:, :, :, :n] = old[0][:, :, :, :n]
-            self.mask[:, :n] = old[1][:, :n]
-            self.position_ids[:] = old[2]
-        binding = d.session.io_binding()
+        binding = decoder.session.io_binding()
         values = []  # the OrtValues share the numpy buffers' memory and must live as long as the binding
 
         def bind(name, array, output=False):
@@ -75,34 +42,79 @@ class StaticCache:
         bind("input_ids", self.input_ids)
         bind("attention_mask", self.mask)
         bind("position_ids", self.position_ids)
-        for i, name in enumerate(d.past_names):
+        for i, name in enumerate(decoder.past_names):
             bind(name, self.past[i])
         bind("logits", self.logits, output=True)
-        for i, name in enumerate(d.present_names):
+        for i, name in enumerate(decoder.present_names):
             bind(name, self.present[i], output=True)
         self._values = values
-        self._run = d.session._sess.run_with_iobinding
-        self._binding = binding._iobinding
+        self.run = decoder.session._sess.run_with_iobinding
+        self.binding = binding._iobinding
+
+
+class StaticCache:
+    """The KV cache of one generation in fixed-shape buffers, bound to onnxruntime once (the CPU decode path).
+
+    The exported graph computes ``present = Concat(past, new)`` and masks attention with
+    ``attention_mask``. Fed a past of ``capacity`` slots (the unfilled ones masked out), its
+    shapes stay the same from step to step, so every input and output is bound to a numpy
+    buffer once and a step is one ``run_with_iobinding`` call. After each step the new token's
+    key and value (the last slot of ``present``) move into their slot of ``past``: one numpy
+    copy for every layer. Attention does not depend on the order of the slots (positions
+    come from ``position_ids``), and a masked slot gets exactly zero weight, so the tokens
+    are those of the growing cache. Capacity doubles (up to the context) as slots fill, so a
+    short generation does not attend over the whole context. The buffers belong to the
+    decoder and serve its next generation too: one generation at a time per loaded model.
+    """
+
+    MIN_CAPACITY = 16
+
+    def __init__(self, decoder: OrtDecoder, batch: int, filled: int = 0):
+        """An empty cache for ``batch`` rows with room for at least ``filled + 1`` slots."""
+        self.decoder = decoder
+        self.length = 0
+        self.buffers = decoder.buffers(batch, min(decoder.context_length, max(self.MIN_CAPACITY, 2 * filled)))
+
+    def load(self, present: list[np.ndarray], attention_mask: np.ndarray, position_ids: np.ndarray) -> None:
+        """Fill the first slots from a prefill: its ``present``, its mask and the positions of its last tokens."""
+        b, n = self.buffers, attention_mask.shape[1]
+        for i, value in enumerate(present):
+            b.past[i, :, :, :n] = value
+        b.mask[:, :n] = attention_mask
+        b.position_ids[:] = position_ids
+        self.length = n
+
+    @property
+    def capacity(self) -> int:
+        return self.buffers.capacity
+
+    def _grow(self) -> _Buffers:
+        old, n = self.buffers, self.length
+        capacity = min(2 * old.capacity, self.decoder.context_length)
+        if capacity <= n:
+            raise ValueError(f"the context ({n} tokens) is full: prefill again with fewer")
+        b = self.buffers = self.decoder.buffers(old.batch, capacity)
+        b.past[:, :, :, :n] = old.past[:, :, :, :n]
+        b.mask[:, :n] = old.mask[:, :n]
+        b.position_ids[:] = old.position_ids
+        return b
 
     def advance(self, new: np.ndarray, position_ids: np.ndarray | None = None, mask_column=1) -> np.ndarray:
         """Feed one token per row (``new``, shape ``[batch]``) at the next position (or ``position_ids``);
         returns the logits ``[batch, vocab]``, a view of the bound buffer that the next step overwrites."""
-        slot = self.length
-        if slot == self.capacity:
-            capacity = min(2 * self.capacity, self.decoder.context_length)
-            if capacity <= slot:
-                raise ValueError(f"the context ({slot} tokens) is full: prefill again with fewer")
-            self._allocate(self.past.shape[1], capacity)
-        self.input_ids[:, 0] = new
+        b, slot = self.buffers, self.length
+        if slot == b.capacity:
+            b = self._grow()
+        b.input_ids[:, 0] = new
         if position_ids is None:
-            self.position_ids += 1
+            b.position_ids += 1
         else:
-            self.position_ids[:] = position_ids
-        self._run(self._binding, None)
-        self.past[:, :, :, slot] = self.present[:, :, :, self.capacity]
-        self.mask[:, slot] = mask_column
+            b.position_ids[:] = position_ids
+        b.run(b.binding, None)
+        b.past[:, :, :, slot] = b.new_kv
+        b.mask[:, slot] = mask_column
         self.length = slot + 1
-        return self.last_logits
+        return b.last_logits
 
 
 class OrtDecoder:
@@ -128,6 +140,20 @@ class OrtDecoder:
         self._run = inner.run if hasattr(inner, "run") else session.run  # both: (names, feeds, run_options)
         self._static = fixed_buffers and self.device == "cpu" and hasattr(inner, "run_with_iobinding")
         self._feeds: dict[str, Any] = {}  # reused from call to call: the loop always feeds every input
+        self._buffers: dict[int, _Buffers] = {}
+        self._buffers_batch = 0
+
+    def buffers(self, batch: int, capacity: int) -> _Buffers:
+        """The bound buffers for ``batch`` rows and ``capacity`` slots, their mask cleared. Those of the
+        last batch size are kept for the next generation (binding them costs more than a decode step)."""
+        if self._buffers_batch != batch:
+            self._buffers, self._buffers_batch = {}, batch
+        b = self._buffers.get(capacity)
+        if b is None:
+            b = self._buffers[capacity] = _Buffers(self, batch, capacity)
+        else:
+            b.mask[:, :capacity] = 0
+        return b
 
     def empty_past(self, batch: int):
         if batch not in self._empty:
