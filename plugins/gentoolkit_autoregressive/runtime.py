@@ -162,6 +162,8 @@ class OrtDecoder:
 
     def __call__(self, input_ids, attention_mask, position_ids, past):
         if isinstance(past, StaticCache):  # a decode step on the CPU: one call, nothing converted
+            if input_ids.shape[1] != 1:
+                raise ValueError("a StaticCache takes one token per row and step; prefill again for more")
             return past.advance(input_ids[:, 0], position_ids, attention_mask[:, -1]), past
         if self._static and input_ids.shape[1] == 1 and past[0].shape[2] == 0:  # a one-token prompt
             cache = StaticCache(self, input_ids.shape[0])
