@@ -19,6 +19,7 @@ fresh interpreter.
 
 from __future__ import annotations
 
+import random
 import statistics
 import subprocess
 import sys
@@ -37,16 +38,23 @@ def timed_together(cases: list[tuple[str, Callable[[], Any]]], repeat: int,
     slow moment of a shared machine hits all of them alike. A turn is two calls, the second one
     counted: a case run right after another one is slower (that one evicted its caches), more so
     for some back ends than for others, while an app that generates again and again runs warm.
-    The medians of the first calls go to ``first_calls`` when given. Every other round runs the
-    cases in reverse order. Plugins' ``bench`` functions use it too."""
+    The medians of the first calls go to ``first_calls`` when given. The order of the turns is
+    shuffled every round (seeded), never the same case twice in a row, so each case follows
+    each other one alike. Plugins' ``bench`` functions use it too."""
     times: dict[str, list[float]] = {name: [] for name, _ in cases}
     firsts: dict[str, list[float]] = {name: [] for name, _ in cases}
-    for r in range(repeat):
-        for name, fn in cases if r % 2 == 0 else cases[::-1]:
+    rng = random.Random(0)
+    order, last = list(cases), None
+    for _ in range(repeat):
+        rng.shuffle(order)
+        if len(order) > 1 and order[0] is last:
+            order.append(order.pop(0))
+        for name, fn in order:
             for kept in (firsts, times):
                 t = time.perf_counter()
                 fn()
                 kept[name].append(time.perf_counter() - t)
+        last = order[-1]
     if first_calls is not None:
         first_calls.update({name: statistics.median(ts) for name, ts in firsts.items()})
     return {name: statistics.median(ts) for name, ts in times.items()}
