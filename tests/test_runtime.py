@@ -226,3 +226,19 @@ def test_fixed_buffer_cache_matches_a_growing_cache(exports):
         return np.stack(list(steps))
 
     np.testing.assert_array_equal(tokens(fixed), tokens(plain))
+
+
+def test_interleaved_streams_from_one_model(exports):
+    """Two streams of one loaded model, advanced in turns, give the text each gives alone: a live
+    generation keeps its own fixed buffers."""
+    lm = load(exports["gpt"])
+    kw = {"max_new_tokens": 2 * lm.decoder.context_length, "temperature": 1.0, "stop": ()}
+    alone = [lm.generate(p, seed=i, **kw) for i, p in enumerate(("The ", "def"))]
+    a, b = lm.stream("The ", seed=0, **kw), lm.stream("def", seed=1, **kw)
+    together = ["", ""]
+    for pa, pb in zip(a, b):
+        together[0] += pa
+        together[1] += pb
+    together[0] += "".join(a)
+    together[1] += "".join(b)
+    assert together == alone

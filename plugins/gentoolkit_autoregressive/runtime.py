@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,14 @@ class _Memory:
     Two past buffers and one present buffer, each as large as the context, and one IO binding per
     capacity on the ladder (binding 19 tensors costs more than half a decode step). The arrays
     of a capacity are views of the front of those buffers; neighbouring capacities use different
-    past buffers, so growing is one copy from one to the other.
+    past buffers, so growing is one copy from one to the other. ``holder`` is a weak reference to
+    the :class:`StaticCache` using it: a generation that is still alive keeps its memory.
     """
 
     def __init__(self, decoder: OrtDecoder, batch: int):
         H, D = decoder.kv_shape
         self.decoder, self.batch = decoder, batch
+        self.holder: Callable[[], StaticCache | None] = lambda: None
         self.ladder = capacities(decoder.context_length)
         L2, ctx = len(decoder.past_names), decoder.context_length
         # past must hold finite numbers in unfilled slots (masked: exactly zero weight, but 0 * NaN is NaN)
@@ -107,13 +110,14 @@ class StaticCache:
     come from ``position_ids``), and a masked slot gets exactly zero weight, so the tokens
     are those of the growing cache. Capacity climbs a ladder (:func:`capacities`) as slots
     fill, so a short generation does not attend over the whole context. The memory belongs
-    to the decoder and serves its next generation too: one generation at a time per loaded model.
+    to the decoder: a generation holds it while it lives, then the next one reuses it.
     """
 
     def __init__(self, decoder: OrtDecoder, batch: int, filled: int = 0):
         """An empty cache for ``batch`` rows with room for at least ``filled + 1`` slots."""
         self.decoder = decoder
         self.memory = decoder.memory(batch)
+        self.memory.holder = weakref.ref(self)
         self.length = 0
         self.slots = self.memory.get(next(c for c in self.memory.ladder if c > filled or c == decoder.context_length))
 
@@ -182,14 +186,18 @@ class OrtDecoder:
         self._run = inner.run if hasattr(inner, "run") else session.run  # both: (names, feeds, run_options)
         self._static = fixed_buffers and self.device == "cpu" and hasattr(inner, "run_with_iobinding")
         self._feeds: dict[str, Any] = {}  # reused from call to call: the loop always feeds every input
-        self._memory: _Memory | None = None
+        self._memories: list[_Memory] = []
 
     def memory(self, batch: int) -> _Memory:
-        """The fixed-buffer memory for ``batch`` rows: that of the last batch size is kept for the next
-        generation."""
-        if self._memory is None or self._memory.batch != batch:
-            self._memory = _Memory(self, batch)
-        return self._memory
+        """Fixed-buffer memory for ``batch`` rows that no live generation holds: a kept one, or a new one.
+        Generations that run interleaved (two streams, a re-prefill) each get their own; memory of
+        other batch sizes is let go once free."""
+        free = [m for m in self._memories if m.holder() is None]
+        for m in free:
+            if m.batch == batch:
+                return m
+        self._memories = [m for m in self._memories if m not in free] + [_Memory(self, batch)]
+        return self._memories[-1]
 
     def empty_past(self, batch: int):
         if batch not in self._empty:
