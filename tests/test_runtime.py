@@ -242,3 +242,17 @@ def test_interleaved_streams_from_one_model(exports):
     together[0] += "".join(a)
     together[1] += "".join(b)
     assert together == alone
+
+
+def test_one_model_generates_in_threads(exports):
+    """Four threads share one loaded model (onnxruntime runs them at once): each row's text is
+    the text it gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lm = load(exports["gpt"])
+    kw = {"max_new_tokens": 2 * lm.decoder.context_length, "temperature": 1.0, "stop": ()}
+    jobs = [("The ", 0), ("def", 1), (["x = ", "class A"], 2), ("Return", 3)] * 2
+    alone = [lm.generate(p, seed=s, **kw) for p, s in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda job: lm.generate(job[0], seed=job[1], **kw), jobs))
+    assert together == alone

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -116,8 +117,7 @@ class StaticCache:
     def __init__(self, decoder: OrtDecoder, batch: int, filled: int = 0):
         """An empty cache for ``batch`` rows with room for at least ``filled + 1`` slots."""
         self.decoder = decoder
-        self.memory = decoder.memory(batch)
-        self.memory.holder = weakref.ref(self)
+        self.memory = decoder.memory(batch, holder=self)
         self.length = 0
         self.slots = self.memory.get(next(c for c in self.memory.ladder if c > filled or c == decoder.context_length))
 
@@ -185,19 +185,21 @@ class OrtDecoder:
         inner = getattr(session, "_sess", None)
         self._run = inner.run if hasattr(inner, "run") else session.run  # both: (names, feeds, run_options)
         self._static = fixed_buffers and self.device == "cpu" and hasattr(inner, "run_with_iobinding")
-        self._feeds: dict[str, Any] = {}  # reused from call to call: the loop always feeds every input
         self._memories: list[_Memory] = []
+        self._lock = threading.Lock()  # one loaded model may generate in several threads at once
 
-    def memory(self, batch: int) -> _Memory:
-        """Fixed-buffer memory for ``batch`` rows that no live generation holds: a kept one, or a new one.
-        Generations that run interleaved (two streams, a re-prefill) each get their own; memory of
-        other batch sizes is let go once free."""
-        free = [m for m in self._memories if m.holder() is None]
-        for m in free:
-            if m.batch == batch:
-                return m
-        self._memories = [m for m in self._memories if m not in free] + [_Memory(self, batch)]
-        return self._memories[-1]
+    def memory(self, batch: int, holder: StaticCache) -> _Memory:
+        """Fixed-buffer memory for ``batch`` rows that no live generation holds (a kept one, or a new
+        one), now held by ``holder``. Generations that run interleaved or in other threads each get
+        their own; memory of other batch sizes is let go once free."""
+        with self._lock:
+            free = [m for m in self._memories if m.holder() is None]
+            memory = next((m for m in free if m.batch == batch), None)
+            if memory is None:
+                memory = _Memory(self, batch)
+                self._memories = [m for m in self._memories if m not in free] + [memory]
+            memory.holder = weakref.ref(holder)
+            return memory
 
     def empty_past(self, batch: int):
         if batch not in self._empty:
@@ -213,11 +215,8 @@ class OrtDecoder:
             cache = StaticCache(self, input_ids.shape[0])
             return cache.advance(input_ids[:, 0], position_ids, attention_mask[:, -1]), cache
         if self.device == "cpu":  # a prefill: plain run, whose cache then moves into fixed buffers
-            feeds = self._feeds
-            feeds.update(zip(self.past_names, past))
-            feeds["input_ids"] = input_ids
-            feeds["attention_mask"] = attention_mask
-            feeds["position_ids"] = position_ids
+            feeds = dict(zip(self.past_names, past), input_ids=input_ids, attention_mask=attention_mask,
+                         position_ids=position_ids)
             out = self._run(self.output_names, feeds, None)
             if not self._static:
                 return out[0][:, -1], out[1:]
