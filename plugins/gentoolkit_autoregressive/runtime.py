@@ -215,13 +215,12 @@ class OrtDecoder:
         return [self._empty[batch]] * len(self.past_names)
 
     def __call__(self, input_ids, attention_mask, position_ids, past):
+        if not isinstance(past, StaticCache) and self._static and input_ids.shape[1] == 1 and past[0].shape[2] == 0:
+            past = StaticCache(self, input_ids.shape[0])  # a one-token prompt: its prefill is a decode step
         if isinstance(past, StaticCache):  # a decode step on the CPU: one call, nothing converted
             if input_ids.shape[1] != 1:
                 raise ValueError("a StaticCache takes one token per row and step; prefill again for more")
             return past.advance(input_ids[:, 0], position_ids, attention_mask[:, -1]), past
-        if self._static and input_ids.shape[1] == 1 and past[0].shape[2] == 0:  # a one-token prompt
-            cache = StaticCache(self, input_ids.shape[0])
-            return cache.advance(input_ids[:, 0], position_ids, attention_mask[:, -1]), cache
         if self.device == "cpu":  # a prefill: plain run, whose cache then moves into fixed buffers
             feeds = dict(zip(self.past_names, past), input_ids=input_ids, attention_mask=attention_mask,
                          position_ids=position_ids)
