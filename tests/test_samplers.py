@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from gentoolkit import SamplerSpec, hookimpl
 from gentoolkit.plugins import get_plugin_manager
 from gentoolkit.sampling import make_sampler
-from gentoolkit_samplers.decoding import LogitsSampler, greedy, process_logits, softmax
+from gentoolkit_samplers.decoding import LogitsSampler, apply_top_p, greedy, process_logits, softmax
 from gentoolkit_samplers.latent import LatentSampler, lerp, slerp
 
 from .conftest import one_error_line, run_cli
@@ -77,6 +77,33 @@ def test_draws_only_kept_tokens_and_are_seeded(x, opts, seed):
     b = s(x, None, np.random.default_rng(seed))
     assert (a == b).all()
     assert (s.probs(x)[np.arange(len(x)), a] > 0).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(logits_batches(), options, st.floats(0.5, 2.0), st.integers(0, 2**31))
+def test_a_row_draws_the_same_token_alone_as_in_a_batch(x, opts, penalty, seed):
+    # one row (what the decode loop passes) takes its own paths: a binary search in the draw, plain
+    # indexing in the repetition penalty; a batch counts and indexes by row
+    s = LogitsSampler(repetition_penalty=penalty, **opts)
+    history = np.random.default_rng(seed).integers(0, x.shape[1], (len(x), 5))
+    together = s(x, history, np.random.default_rng(seed))
+    for i in range(len(x)):
+        rng = np.random.default_rng(seed)
+        rng.random(i)  # row i draws the batch's i-th uniform
+        assert s(x[i : i + 1], history[i : i + 1], rng)[0] == together[i]
+
+
+@settings(max_examples=200, deadline=None)
+@given(logits_batches(), st.floats(1e-4, 0.999))
+def test_top_p_keeps_the_same_tokens_sorting_a_short_row_whole_or_partitioning_a_long_one(x, p):
+    x = x.astype(np.float64)
+    # over 256 tokens top-p partitions the finite ones; excluded tokens do not change which are kept
+    padded = np.concatenate([x, np.full((len(x), 300), -np.inf)], axis=1)
+    probs = softmax(x)
+    for prow in probs:  # the sums of the two can differ in the last bit: no mass exactly at p
+        ps = np.sort(prow)[::-1]
+        assume(np.abs(np.cumsum(ps) - ps - p).min() > 1e-9)
+    np.testing.assert_array_equal(apply_top_p(padded, p)[:, : x.shape[1]], apply_top_p(x, p))
 
 
 def test_edge_cases():
