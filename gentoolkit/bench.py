@@ -7,7 +7,11 @@ decoding of 63 tokens from a 1-token prompt, repeated:
 * PyTorch, recomputing the whole context each step (what nanoGPT's ``generate`` does),
 * PyTorch with the KV cache (gentoolkit's run-folder sampling),
 * gentoolkit.runtime (onnxruntime, KV cache, numpy sampling),
-* onnxruntime-genai on the same export folder, when it is installed.
+* onnxruntime-genai on the same export folder, when it is installed;
+
+then the runtime and onnxruntime-genai again, sampling (temperature 0.8, top-k 40): what
+most apps do, and where the runtime's per-token numpy work shows. Each runtime row is also
+compared with its onnxruntime-genai row round by round (:func:`paired_ratio`).
 
 GAN: the default ``gan`` generator, one sample (batch 1), PyTorch eager against
 the runtime. Families from other plugins join through ``ModelSpec.bench``: a function
@@ -30,15 +34,19 @@ from pathlib import Path
 from typing import Any
 
 NEW_TOKENS = 63
+SAMPLED = {"temperature": 0.8, "top_k": 40}  # the sampled rows: a common setting, the same in both back ends
+SAMPLED_NAME = "sampled (temperature 0.8, top-k 40)"
 
 
 def timed_together(cases: list[tuple[str, Callable[[], Any]]], repeat: int,
-                   first_calls: dict[str, float] | None = None) -> dict[str, float]:
+                   first_calls: dict[str, float] | None = None,
+                   rounds: dict[str, list[float]] | None = None) -> dict[str, float]:
     """Median seconds of each ``(name, fn)`` case in steady state, the cases taking turns, so that a
     slow moment of a shared machine hits all of them alike. A turn is two calls, the second one
     counted: a case run right after another one is slower (that one evicted its caches), more so
     for some back ends than for others, while an app that generates again and again runs warm.
-    The medians of the first calls go to ``first_calls`` when given. The order of the turns is
+    The medians of the first calls go to ``first_calls`` when given, and every counted time,
+    round by round, to ``rounds`` (for :func:`paired_ratio`). The order of the turns is
     shuffled every round (seeded), never the same case twice in a row, so each case follows
     each other one alike. Plugins' ``bench`` functions use it too."""
     times: dict[str, list[float]] = {name: [] for name, _ in cases}
@@ -55,9 +63,25 @@ def timed_together(cases: list[tuple[str, Callable[[], Any]]], repeat: int,
                 fn()
                 kept[name].append(time.perf_counter() - t)
         last = order[-1]
+    if rounds is not None:
+        rounds.update(times)
     if first_calls is not None:
         first_calls.update({name: statistics.median(ts) for name, ts in firsts.items()})
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def paired_ratio(slower: list[float], faster: list[float], resamples: int = 2000) -> dict[str, float]:
+    """How many times faster ``faster`` ran than ``slower``, round by round (the two took their turns in
+    the same rounds of :func:`timed_together`): the median of the per-round ratios and a 95% bootstrap
+    interval of that median (seeded). A ratio over 1 means ``faster`` was faster. Pairing by round
+    cancels the machine's slow and fast moments, which move both alike."""
+    import numpy as np
+
+    ratios = np.asarray(slower) / np.asarray(faster)
+    rng = np.random.default_rng(0)
+    medians = np.median(ratios[rng.integers(0, len(ratios), (resamples, len(ratios)))], axis=1)
+    low, high = np.quantile(medians, [0.025, 0.975])
+    return {"median": float(np.median(ratios)), "low": float(low), "high": float(high), "rounds": len(ratios)}
 
 
 def _ar_export(folder: Path):
@@ -102,7 +126,7 @@ def bench_autoregressive(repeat: int = 5) -> list[dict]:
     import torch
 
     from gentoolkit_autoregressive.sample import TorchDecoder
-    from gentoolkit_samplers.decoding import make_greedy
+    from gentoolkit_samplers.decoding import make_greedy, make_sampler
 
     from .runtime import load
     from .runtime.generation import generate_tokens
@@ -129,35 +153,47 @@ def bench_autoregressive(repeat: int = 5) -> list[dict]:
 
         lm = load(export_dir)
 
-        def runtime():
-            return list(generate_tokens(lm.decoder, [prompt], sampler=greedy, max_new_tokens=NEW_TOKENS,
-                                        pad_id=tok.pad_id))
+        def runtime(sampler):
+            return lambda: list(generate_tokens(lm.decoder, [prompt], sampler=sampler, max_new_tokens=NEW_TOKENS,
+                                                pad_id=tok.pad_id, seed=0))
 
+        runtime_greedy, runtime_sampled = "gentoolkit.runtime (onnxruntime, KV cache)", f"gentoolkit.runtime, {SAMPLED_NAME}"
         cases = [("PyTorch, full recompute (nanoGPT generate)", full_recompute),
                  ("PyTorch, KV cache (gentool sample RUN)", torch_cached),
-                 ("gentoolkit.runtime (onnxruntime, KV cache)", runtime)]
+                 (runtime_greedy, runtime(greedy)), (runtime_sampled, runtime(make_sampler(**SAMPLED)))]
+        pairs = {}  # a runtime row -> the onnxruntime-genai row it is compared with round by round
         try:
             import onnxruntime_genai as og
 
             og_model = og.Model(str(export_dir))
 
-            def genai():
-                params = og.GeneratorParams(og_model)
-                # a seed, as the runtime is given one: unseeded, each Generator draws its own from
-                # std::random_device, which took 12 ms per Generator on one of our VMs (slow RDRAND)
-                params.set_search_options(max_length=len(prompt) + NEW_TOKENS, do_sample=False, random_seed=0)
-                gen = og.Generator(og_model, params)
-                gen.append_tokens(np.array(prompt, dtype=np.int32))
-                while not gen.is_done():
-                    gen.generate_next_token()
+            def genai(**search):
+                def run():
+                    params = og.GeneratorParams(og_model)
+                    # a seed, as the runtime is given one: unseeded, each Generator draws its own from
+                    # std::random_device, which took 12 ms per Generator on one of our VMs (slow RDRAND);
+                    # min_length: every token is generated, as the runtime here does not stop at the end token
+                    n = len(prompt) + NEW_TOKENS
+                    params.set_search_options(max_length=n, min_length=n, random_seed=0, **search)
+                    gen = og.Generator(og_model, params)
+                    gen.append_tokens(np.array(prompt, dtype=np.int32))
+                    while not gen.is_done():
+                        gen.generate_next_token()
 
-            cases.append(("onnxruntime-genai, same folder", genai))
+                return run
+
+            cases += [("onnxruntime-genai, same folder", genai(do_sample=False)),
+                      (f"onnxruntime-genai, {SAMPLED_NAME}", genai(do_sample=True, **SAMPLED))]
+            pairs = {runtime_greedy: cases[-2][0], runtime_sampled: cases[-1][0]}
         except ImportError:
             pass
         firsts: dict[str, float] = {}
-        for name, seconds in timed_together(cases, repeat, firsts).items():
+        rounds: dict[str, list[float]] = {}
+        for name, seconds in timed_together(cases, repeat, firsts, rounds).items():
             rows.append({"family": "autoregressive", "backend": name, "tokens_per_s": NEW_TOKENS / seconds,
                          "ms_per_sample": 1000 * seconds, "ms_first_call": 1000 * firsts[name]})
+            if name in pairs:
+                rows[-1]["vs_genai"] = paired_ratio(rounds[pairs[name]], rounds[name])
     return rows
 
 
@@ -261,12 +297,18 @@ def run_all(repeat: int = 5) -> dict:
 def print_tables(res: dict) -> None:
     ar = res["autoregressive"]
     base = next(r for r in ar if "full recompute" in r["backend"])["tokens_per_s"]
-    print(f"Autoregressive, greedy, {NEW_TOKENS} new tokens, nanoGPT CPU size (4x128, context 64), 1 thread")
+    print(f"Autoregressive, {NEW_TOKENS} new tokens (greedy unless the row says sampled), nanoGPT CPU size"
+          " (4x128, context 64), 1 thread")
     print("| back end | tokens/s | ms per sample | vs full recompute | ms, first call after another back end |")
     print("|---|---|---|---|---|")
     for r in ar:
         print(f"| {r['backend']} | {r['tokens_per_s']:.0f} | {r['ms_per_sample']:.1f} | {r['tokens_per_s'] / base:.1f}x"
               f" | {r['ms_first_call']:.1f} |")
+    for r in ar:
+        if "vs_genai" in r:
+            v = r["vs_genai"]
+            print(f"\n{r['backend']} against onnxruntime-genai, round by round: {v['median']:.3f}x its speed"
+                  f" (95% interval of the median {v['low']:.3f}-{v['high']:.3f}, {v['rounds']} rounds; over 1 = faster)")
     print()
     print("GAN generator (default gan), one sample")
     print("| back end | ms per sample | samples/s |")

@@ -25,4 +25,9 @@ def test_bench_reports_every_back_end():
     backends = [row["backend"] for row in res["autoregressive"]]
     assert any("full recompute" in b for b in backends) and any("runtime" in b for b in backends)
     assert all(row["tokens_per_s"] > 0 for row in res["autoregressive"])
+    runtime_rows = [row for row in res["autoregressive"] if row["backend"].startswith("gentoolkit.runtime")]
+    assert len(runtime_rows) == 2  # greedy and sampled, each against onnxruntime-genai (a dev dependency)
+    for row in runtime_rows:
+        v = row["vs_genai"]
+        assert v["rounds"] == 1 and v["low"] <= v["median"] <= v["high"] and v["median"] > 0
     assert len(res["gan"]) == 2 and res["import_runtime_s"] > 0
