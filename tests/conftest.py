@@ -28,17 +28,6 @@ FAST_TRAIN = ["train.batch_size=8", "train.eval_interval=20", "train.eval_batche
               "train.log_interval=5", "train.lr=3e-3"]
 
 
-#: Prepend to ``python -c`` code: any import of torch then raises (the torch-free runtime's tests).
-BLOCK_TORCH = """
-import importlib.abc, sys
-class _NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-sys.meta_path.insert(0, _NoTorch())
-"""
-
-
 def run_cli(*args: str, env: dict | None = None):
     """Invoke ``gentool`` in-process and return click's result."""
     result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=True)

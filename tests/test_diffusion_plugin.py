@@ -20,8 +20,9 @@ import venv
 import pytest
 
 from gentoolkit.plugins import get_registries
+from gentoolkit.testing import BLOCK_TORCH
 
-from .conftest import BLOCK_TORCH, ROOT
+from .conftest import ROOT
 
 PLUGIN = ROOT / "plugins" / "gentoolkit-diffusion"
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gentoolkit.plugins import get_registries
+from gentoolkit.testing import run_without_torch
 
 from .conftest import gentool, ok, one_error_line, train
 
@@ -88,18 +89,8 @@ def test_sample_export_equals_sample_run(ring_run, ring_export):
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
-BLOCK_TORCH = """
-import importlib.abc, sys
-class _NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-sys.meta_path.insert(0, _NoTorch())
-"""
-
-
 def test_runtime_never_imports_torch(ring_export, tmp_path):
-    code = BLOCK_TORCH + f"""
+    code = f"""
 from gentoolkit.runtime import load
 m = load({str(ring_export)!r})
 x = m.sample(6, seed=0, steps=10, sampler="ddim")
@@ -107,7 +98,7 @@ m.save(x, {str(tmp_path / 'x.csv')!r})
 assert "torch" not in sys.modules
 print(x.shape)
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = run_without_torch(code)
     assert r.returncode == 0, r.stderr
     assert "(6, 2)" in r.stdout and (tmp_path / "x.csv").read_text().count("\n") == 6
 
