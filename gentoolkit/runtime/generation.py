@@ -110,15 +110,15 @@ def generate_tokens(
         # token) is ruled out afterwards, for the rare row that picked it.
         if fast_greedy and len(active) == n:
             new = logits.argmax(-1)
-        elif n == 1 and not fast_greedy:  # one row, still active: the sampler's answer is the step's array
-            logits[0, pad_id] = -np.inf  # the decoder's own array: the loop may write to it
-            new = sampler(logits, history[:, : lengths[0]], rngs[0])
         else:
-            logits[:, pad_id] = -np.inf
-            new = np.full(n, -1, dtype=np.int64)
-            for i in active:
-                new[i] = (logits[i].argmax() if fast_greedy else
-                          sampler(logits[i : i + 1], history[i : i + 1, : lengths[i]], rngs[i])[0])
+            logits[:, pad_id] = -np.inf  # the decoder's own array: the loop may write to it
+            if n == 1 and not fast_greedy:  # one row, still active: the sampler's answer is the step's array
+                new = sampler(logits, history[:, : lengths[0]], rngs[0])
+            else:
+                new = np.full(n, -1, dtype=np.int64)
+                for i in active:
+                    new[i] = (logits[i].argmax() if fast_greedy else
+                              sampler(logits[i : i + 1], history[i : i + 1, : lengths[i]], rngs[i])[0])
         stopped = False
         for i in active:
             t = int(new[i])
