@@ -19,6 +19,48 @@ from .errors import GentoolError
 from .plugins import get_registries, plugin_records, reserved_command_names
 
 
+class Number(click.ParamType):
+    """A finite number in a range: click's own ranges let ``nan`` and ``inf`` through."""
+
+    def __init__(self, kind: type = float, low: float | None = None, high: float | None = None, *,
+                 low_open: bool = False):
+        self.kind, self.low, self.high, self.low_open = kind, low, high, low_open
+        self.name = kind.__name__
+
+    def convert(self, value, param, ctx):
+        import math
+
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = self.kind(str(value).replace("_", "") if self.kind is int else value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not {'an integer' if self.kind is int else 'a number'}", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        below = self.low is not None and (number <= self.low if self.low_open else number < self.low)
+        if below or (self.high is not None and number > self.high):
+            self.fail(f"{value!r} is not {self._range()}", param, ctx)
+        return number
+
+    def _range(self) -> str:
+        fmt = (lambda v: str(int(v))) if self.kind is int else (lambda v: f"{v:g}")  # noqa: E731
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.low_open else '['}{fmt(self.low)}, {fmt(self.high)}]"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {fmt(self.low)}"
+        return f"<= {fmt(self.high)}"
+
+    def get_metavar(self, param, ctx=None):
+        return self.name.upper()
+
+
+SEED = Number(int, 0, 2**63 - 1)
+COUNT = Number(int, 1, 100_000)
+POSITIVE = Number(float, 0, low_open=True)
+
+
 class GentoolGroup(click.Group):
     """A group that adds plugin commands and turns user errors into one line."""
 
@@ -124,8 +166,8 @@ def plugins(as_json: bool):
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override one config key (repeatable).")
 @click.option("--data", help="Text file, folder or dataset name (= --set data.path=...).")
 @click.option("--out", "-o", help="Run folder to write (default runs/MODEL-TIMESTAMP).")
-@click.option("--steps", type=int, help="Training steps (= --set train.steps=N).")
-@click.option("--seed", type=int, help="Random seed (= --set train.seed=N).")
+@click.option("--steps", type=Number(int, 1, 10**12), help="Training steps (= --set train.steps=N).")
+@click.option("--seed", type=SEED, help="Random seed (= --set train.seed=N).")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--resume", is_flag=True, help="Continue the run in --out (also extends a finished run to more --steps).")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as TOML and exit.")
@@ -152,28 +194,39 @@ def train(model, preset, config_file, sets, data, out, steps, seed, device, resu
     )
 
 
-def _unescape(texts):
-    import codecs
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
 
-    return [codecs.decode(t, "unicode_escape") for t in texts]
+
+def unescape(text: str) -> str:
+    """A stop string as the user typed it, with ``\\n``, ``\\t``, ``\\r`` and ``\\\\`` read as escapes
+    (any other backslash, and every non-ASCII character, stays as it is)."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPES:
+            out.append(_ESCAPES[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 @cli.command()
 @click.argument("path", type=click.Path())
 @click.option("--prompt", "-p", multiple=True, help="Prompt text (repeatable: a batch). Default: empty.")
-@click.option("--max-new-tokens", type=int, help="Tokens to generate (default: stored with the model).")
-@click.option("-n", "--num-samples", type=int, default=1, show_default=True, help="Samples per prompt (GAN: samples).")
-@click.option("--seed", type=int, help="Seed: the same seed gives the same output in PyTorch and onnxruntime.")
+@click.option("--max-new-tokens", type=Number(int, 1, 1_000_000), help="Tokens to generate (default: stored with the model).")
+@click.option("-n", "--num-samples", type=COUNT, default=1, show_default=True, help="Samples per prompt (GAN: samples).")
+@click.option("--seed", type=SEED, help="Seed: the same seed gives the same output in PyTorch and onnxruntime.")
 @click.option("--greedy", is_flag=True, help="Always pick the most likely token.")
-@click.option("--temperature", type=float, help="Divide logits by this (0 = greedy).")
-@click.option("--top-k", type=int, help="Keep the k most likely tokens (0 = off).")
-@click.option("--top-p", type=float, help="Keep the smallest set of tokens with this much probability.")
-@click.option("--min-p", type=float, help="Drop tokens less likely than min-p times the top token.")
-@click.option("--repetition-penalty", type=float, help="Penalize tokens already seen (1 = off).")
+@click.option("--temperature", type=Number(float, 0), help="Divide logits by this (0 = greedy).")
+@click.option("--top-k", type=Number(int, 0), help="Keep the k most likely tokens (0 = off).")
+@click.option("--top-p", type=Number(float, 0, 1, low_open=True), help="Keep the smallest set of tokens with this much probability.")
+@click.option("--min-p", type=Number(float, 0, 1), help="Drop tokens less likely than min-p times the top token.")
+@click.option("--repetition-penalty", type=POSITIVE, help="Penalize tokens already seen (1 = off).")
 @click.option("--stop", multiple=True, help="Stop at this string (repeatable; \\n escapes allowed).")
 @click.option("--sampler", help="A registered sampler by name (see 'gentool samplers').")
 @click.option("--sampler-opt", multiple=True, metavar="KEY=VALUE", help="An option of --sampler (repeatable).")
-@click.option("--truncation", type=float, help="GAN: truncation threshold for the latent (truncation trick).")
+@click.option("--truncation", type=POSITIVE, help="GAN: truncation threshold for the latent (truncation trick).")
 @click.option("--out", "-o", type=click.Path(), help="GAN: write samples here (.png grid, .csv or .npy).")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 def sample(path, prompt, max_new_tokens, num_samples, seed, greedy, temperature, top_k, top_p, min_p,
@@ -190,7 +243,7 @@ def sample(path, prompt, max_new_tokens, num_samples, seed, greedy, temperature,
         greedy=greedy,
         options={"temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
                  "repetition_penalty": repetition_penalty, "truncation": truncation},
-        stop=_unescape(stop),
+        stop=[unescape(t) for t in stop],
         sampler_name=sampler,
         sampler_opts=sampler_opt,
         out=out,
@@ -212,24 +265,28 @@ def eval_(run, data, as_json, device):
 
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option("--out", "-o", required=True, type=click.Path(), help="Folder to write (replaced atomically).")
-@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
-@click.option("--atol", type=float, help="Largest allowed difference from PyTorch (default 1e-4 fp32, 5e-2 fp16, 1.0 int8).")
+@click.option("--out", "-o", required=True, type=click.Path(),
+              help="Folder to write: new, empty, or a previous export (replaced in one step).")
+@click.option("--opset", type=Number(int, 1, 10_000), default=17, show_default=True, help="ONNX opset.")
+@click.option("--atol", type=POSITIVE, help="Largest allowed difference from PyTorch (default 1e-4 fp32, 5e-2 fp16, 1.0 int8).")
 @click.option("--dtype", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
 @click.option("--quantize", type=click.Choice(["int8"]), help="Dynamic int8 quantization of the weights.")
 @click.option("--optimize/--no-optimize", default=True, show_default=True, help="onnxruntime's portable graph optimizations.")
 @click.option("--no-validate", is_flag=True, help="Skip onnx.checker and the parity check against PyTorch.")
-def export(run, out, opset, atol, dtype, quantize, optimize, no_validate):
+@click.option("--overwrite", is_flag=True,
+              help="Write into a folder that holds other files; they are kept, only the export's own change.")
+def export(run, out, opset, atol, dtype, quantize, optimize, no_validate, overwrite):
     """Export a run to a validated ONNX folder (model.onnx, gentoolkit.json, ...)."""
     from .export import main_cli
 
-    main_cli(run, out, opset=opset, atol=atol, dtype=dtype, quantize=quantize, optimize=optimize, check=not no_validate)
+    main_cli(run, out, opset=opset, atol=atol, dtype=dtype, quantize=quantize, optimize=optimize, check=not no_validate,
+             overwrite=overwrite)
 
 
 @cli.command()
 @click.option("--out", "-o", default="quickstart", show_default=True, type=click.Path(), help="Folder for everything it makes.")
 @click.option("--small", is_flag=True, help="Tiny models and few steps (seconds, for CI); the output is not meaningful.")
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=SEED, default=1, show_default=True)
 def quickstart(out, small, seed):
     """Train a gpt and a gan, export both to ONNX, run them without torch, and show the results."""
     from .quickstart import report, run
@@ -238,7 +295,7 @@ def quickstart(out, small, seed):
 
 
 @cli.command()
-@click.option("--repeat", type=int, default=5, show_default=True, help="Timed repetitions (the median is shown).")
+@click.option("--repeat", type=Number(int, 1, 10_000), default=5, show_default=True, help="Timed repetitions (the median is shown).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def bench(repeat, as_json):
     """Time one sample per family and back end: PyTorch, onnxruntime, onnxruntime-genai."""

@@ -43,8 +43,21 @@ def _print_rows(rows: list[str], pieces) -> None:
         click.echo(p + t)
 
 
-def sample_command(path, *, prompts, max_new_tokens, num_samples, seed, greedy, options, stop,
-                   sampler_name, sampler_opts, out, device) -> None:
+def sample_command(path, **kw) -> None:
+    """``gentool sample``: an export through the runtime, a run through its family's PyTorch code."""
+    try:
+        _sample(path, **kw)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors derive from Exception alone
+        from .runtime import is_onnxruntime_error
+
+        if not is_onnxruntime_error(exc):
+            raise
+        detail = " ".join(str(exc).split())[:300]
+        raise GentoolError(f"onnxruntime failed running {path} ({detail}); export the run again") from None
+
+
+def _sample(path, *, prompts, max_new_tokens, num_samples, seed, greedy, options, stop,
+            sampler_name, sampler_opts, out, device) -> None:
     if is_export(path):
         from .runtime import load
 

@@ -9,9 +9,11 @@ one line that names the key. This module is torch-free.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -22,6 +24,7 @@ from typing import Any, Literal, Union
 from .errors import ConfigError
 
 Sections = Mapping[str, type]
+INT_LIMIT = 2**63  # integers in a config fit int64 (PyTorch's and numpy's)
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -81,23 +84,29 @@ def coerce(value: Any, tp: Any, key: str, *, from_text: bool = False) -> Any:
             return str(value).lower() in _TRUE
         raise bad
     if tp is int:
+        number = None
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if from_text:
-            try:
-                return int(str(value).replace("_", ""))
-            except ValueError:
-                pass
-        raise bad
+            number = value
+        elif from_text:
+            with contextlib.suppress(ValueError):
+                number = int(str(value).replace("_", ""))
+        if number is None:
+            raise bad
+        if not -INT_LIMIT < number < INT_LIMIT:
+            raise ConfigError(f"{key} must be between {-INT_LIMIT + 1} and {INT_LIMIT - 1}, got {number}")
+        return number
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if from_text:
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise bad
+            number = float(value) if abs(value) < 2**1023 else math.inf
+        elif from_text:
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is None:
+            raise bad
+        if not math.isfinite(number):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -175,7 +184,8 @@ def build(
         try:
             tree[name] = cls(**values[name])
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"[{name}]: {exc}") from None
+            text = str(exc)
+            raise ConfigError(text if text.startswith(f"{name}.") else f"[{name}]: {text}") from None
     return tree
 
 
@@ -197,9 +207,33 @@ def dumps_toml(data: Mapping[str, Mapping[str, Any]]) -> str:
             if value is None:
                 lines.append(f"# {key} = (none)")
             else:
-                lines.append(f"{key} = {json.dumps(value)}")
+                lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    """One value in TOML's own syntax (``nan`` and ``inf`` are TOML words, not JSON's)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def check_range(key: str, value: float, low: float | None = None, high: float | None = None, *,
+                low_open: bool = False, high_open: bool = False) -> None:
+    """Raise ValueError unless ``low <= value <= high`` (``<`` where open); for ``__post_init__``."""
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if below or above or value != value:
+        if low is not None and high is not None:
+            want = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            want = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            want = f"{'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{key} must be {want}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -211,9 +245,11 @@ class BaseTrainConfig:
     eval_interval: int = 250
     log_interval: int = 10
     compile: bool = False
+    keep_checkpoints: int = 2  # the newest checkpoints kept in RUN/checkpoints/
 
     def __post_init__(self):
-        if self.steps < 1:
-            raise ValueError("train.steps must be >= 1")
+        check_range("train.steps", self.steps, 1, 10**12)
+        check_range("train.seed", self.seed, 0)
         if self.eval_interval < 1 or self.log_interval < 1:
             raise ValueError("train.eval_interval and train.log_interval must be >= 1")
+        check_range("train.keep_checkpoints", self.keep_checkpoints, 1)

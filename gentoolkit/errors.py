@@ -34,3 +34,7 @@ class PluginError(GentoolError):
 
 class ExportError(GentoolError):
     """An export could not be produced or did not validate."""
+
+
+class ModelOutputError(GentoolError, ValueError):
+    """A model produced numbers no sampler can use (NaN or infinite logits): its weights are broken."""

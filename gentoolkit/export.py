@@ -15,6 +15,7 @@ The folder format is documented in docs/onnx-contract.md; bump
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -239,6 +240,93 @@ def validate(plan: ExportPlan, path: Path, atol: float, log=print) -> dict[str, 
     return worst
 
 
+#: what exports wrote before their manifest listed its files
+LEGACY_FILES = frozenset({MANIFEST, MODEL, MODEL + ".data", "tokenizer.json", "tokenizer_config.json", "genai_config.json"})
+PENDING = ".gentoolkit-export-pending.json"  # names being moved in by an --overwrite export, until its manifest
+
+
+def own_files(folder: Path) -> set[str] | None:
+    """The names a previous export wrote in ``folder``, or None when ``folder`` holds no export."""
+    from .files import read_json
+
+    names: set[str] | None = None
+    try:
+        manifest = read_json(folder / MANIFEST)
+        if isinstance(manifest, dict) and "format_version" in manifest and "model_file" in manifest:
+            files = manifest.get("files")
+            ok = isinstance(files, list) and all(isinstance(f, str) for f in files)
+            names = (set(files) if ok else set(LEGACY_FILES)) | {MANIFEST}
+    except (OSError, ValueError):
+        pass
+    try:
+        pending = read_json(folder / PENDING)
+        if isinstance(pending, list) and all(isinstance(f, str) for f in pending):
+            names = (names or set()) | set(pending) | {PENDING}
+    except (OSError, ValueError):
+        pass
+    return names
+
+
+def check_target(out: Path, run_path: Path, overwrite: bool) -> str:
+    """How an export may go to ``out``: ``"new"`` (missing or empty), ``"replace"`` (a previous export,
+    only its own files) or ``"beside"`` (``--overwrite`` next to files that are not an export's)."""
+    from . import checkpoint
+    from .files import is_temp
+
+    if out.is_symlink():
+        raise ExportError(f"-o {str(out)!r} is a symbolic link; give the folder itself")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"-o {str(out)!r} is a file; give a folder for the export")
+    run_real, out_real = run_path.resolve(), out.resolve()
+    if out_real == run_real:
+        raise ExportError("-o must be a new folder, not the run folder itself")
+    if out_real in run_real.parents:
+        raise ExportError(f"-o {str(out)!r} holds the run being exported; give a new folder for the export")
+    if not out.exists():
+        return "new"
+    if (out / "config.json").is_file() or checkpoint.exists(out):
+        raise ExportError(f"-o {str(out)!r} is a training run; give a new folder for the export")
+    entries = sorted(p.name for p in out.iterdir() if not is_temp(p.name))
+    if not entries:
+        return "new"
+    own = own_files(out) or set()
+    foreign = [e for e in entries if e not in own]
+    if not foreign:
+        return "replace"
+    if not overwrite:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        what = "a previous export and other files" if own else "files that are not an export"
+        raise ExportError(f"-o {str(out)!r} holds {what} ({shown}); pick a new folder, or pass --overwrite "
+                          "to write the export beside them (they are kept)")
+    return "beside"
+
+
+def _place_beside(tmp: Path, out: Path) -> None:
+    """``--overwrite`` into a folder with files that are not the export's: move the new files in one
+    by one (each rename is atomic), the manifest last, and remove only the previous export's files.
+    A file of the same name as a new one that no export wrote is never replaced."""
+    from . import faults
+    from .files import write_json
+
+    new = sorted(p.name for p in tmp.iterdir())
+    old = own_files(out) or set()
+    clash = [n for n in new if (out / n).exists() and n not in old]
+    if clash:
+        raise ExportError(f"-o {str(out)!r} holds {', '.join(clash[:5])}, which no export wrote; "
+                          "move it away or pick another -o")
+    write_json(out / PENDING, sorted(set(new) | (old - {PENDING})))
+    if (out / MANIFEST).exists():
+        (out / MANIFEST).unlink()  # the folder is not an export until the new manifest is in place
+    for name in [n for n in new if n != MANIFEST] + [MANIFEST]:
+        os.replace(tmp / name, out / name)
+        faults.point("export.beside")
+    for name in sorted(old - set(new) - {PENDING}):
+        target = out / name
+        if target.is_file() and not target.is_symlink():
+            target.unlink()
+    (out / PENDING).unlink()
+
+
 def export(
     run_path: str | Path,
     out: str | Path,
@@ -249,10 +337,18 @@ def export(
     quantize: str | None = None,
     optimize: bool = True,
     check: bool = True,
+    overwrite: bool = False,
     log=print,
 ) -> dict:
-    """Export a run folder to ``out``; returns the manifest. The Python API of ``gentool export``."""
-    from .files import atomic_dir, write_json
+    """Export a run folder to ``out``; returns the manifest. The Python API of ``gentool export``.
+
+    ``out`` may be missing, an empty folder or a previous export (replaced in one step); a folder
+    with other files needs ``overwrite=True``, and even then only the export's own files change.
+    """
+    import shutil
+
+    from . import faults
+    from .files import inside, new_temp_dir, publish_dir, remove_stale_temps, write_json
     from .plugins import get_model
 
     run = Run.open(run_path)
@@ -273,13 +369,15 @@ def export(
         raise ExportError(f"the installed PyTorch exports opsets {lo} to {hi}, not {opset}; try --opset {DEFAULT_OPSET}")
     kind = "int8" if quantize else dtype
     atol = DEFAULT_ATOL[kind] if atol is None else atol
-    plan: ExportPlan = resolve(spec.export)(run)
     out = Path(out)
-    if out.resolve() == Path(run_path).resolve():
-        raise ExportError("-o must be a new folder, not the run folder itself")
-    with atomic_dir(out) as tmp:
+    mode = check_target(out, Path(run_path), overwrite)
+    remove_stale_temps(out.parent, stem=out.name)
+    plan: ExportPlan = resolve(spec.export)(run)
+    tmp = new_temp_dir(out)
+    try:
         path = tmp / MODEL
         _convert(plan, path, opset)
+        faults.point("export.converted")
         if dtype == "fp16":
             _to_fp16(path, plan.fp32_scopes)
         if optimize or dtype == "fp16":
@@ -287,7 +385,9 @@ def export(
         if quantize == "int8":
             _quantize_int8(path)
         for name, content in plan.files.items():
-            (tmp / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+            if name in (MANIFEST, MODEL, MODEL + ".data", PENDING) or "/" in name or "\\" in name:
+                raise ExportError(f"the {spec.plugin} plugin's export names a file {name!r} it may not write")
+            inside(tmp, name, "an export file").write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
         manifest = {
             "format_version": FORMAT_VERSION,
             "family": spec.family,
@@ -315,8 +415,17 @@ def export(
                 manifest["validation"]["quality"] = {"onnxruntime": q_ort, "pytorch": q_pt}
                 for k in q_ort:
                     log(f"  {k:<24} onnxruntime {q_ort[k]:.4f}  pytorch {q_pt[k]:.4f}  change {q_ort[k] - q_pt[k]:+.4f}")
-        _finalize(path, manifest, external=path.stat().st_size > EXTERNAL_DATA_BYTES)
+        faults.point("export.validated")
+        external = path.stat().st_size > EXTERNAL_DATA_BYTES
+        manifest["files"] = sorted({MANIFEST, MODEL, *plan.files} | ({MODEL + ".data"} if external else set()))
+        _finalize(path, manifest, external=external)
         write_json(tmp / MANIFEST, manifest)
+        if mode == "beside":
+            _place_beside(tmp, out)
+        else:
+            publish_dir(tmp, out)  # a previous export is exchanged for the new one in one step
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the build folder, or the previous export after the exchange
     size = sum(f.stat().st_size for f in out.iterdir() if f.name.startswith(MODEL))
     log(f"exported {out} ({size / 1e6:.2f} MB)")
     return manifest

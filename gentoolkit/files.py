@@ -1,4 +1,11 @@
-"""Small file helpers: atomic writes, so a user never finds a half-written file."""
+"""File helpers: atomic writes and folders, so a user never finds a half-written file.
+
+Every file is written under a temporary name in its own folder, flushed to disk and renamed over
+its final name; a folder is built under a temporary name beside its final place and renamed (or,
+over an existing folder, exchanged) into place. Temporary names end in ``.gentool-tmp`` and carry
+the writer's pid, so what a killed process left behind is recognised as the toolkit's own and
+removed by :func:`remove_stale_temps`, never anything else. This module is torch-free.
+"""
 
 from __future__ import annotations
 
@@ -6,61 +13,210 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import faults
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+TEMP_SUFFIX = ".gentool-tmp"
+
+
+def temp_name(path: Path) -> Path:
+    """A temporary sibling of ``path``: ``.NAME.PID-RANDOM.gentool-tmp``."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    if sys.platform == "win32":  # pragma: no cover - directories cannot be opened there
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    The file is flushed to disk before the rename and gets the permissions a new file would
+    (0644 under the usual umask), whatever the writer did to it (safetensors makes its files 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)
+    tmp = temp_name(path)
+    tmp.touch(0o666 & ~_UMASK)
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        _fsync_file(tmp)
+        faults.point("file.written")
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def new_temp_dir(path: Path) -> Path:
+    """An empty temporary folder beside ``path``, to build ``path`` in."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path)
+    tmp.mkdir(0o777 & ~_UMASK)
+    return tmp
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # pragma: no cover - glibc before 2.28, musl
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: the file system cannot exchange
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def publish_dir(tmp: Path, path: Path) -> None:
+    """Move the finished folder ``tmp`` to ``path``.
+
+    ``path`` missing or an empty folder: one rename. ``path`` an existing folder: the two are
+    exchanged in one step where the system can (Linux), otherwise moved aside first; the old
+    contents then sit at ``tmp`` for the caller to remove (it decided that they were its own).
+    """
+    faults.point("dir.staged")
+    _fsync_dir(tmp)
+    if not path.exists():
+        os.replace(tmp, path)
+    elif path.is_dir() and not any(path.iterdir()):
+        try:
+            os.replace(tmp, path)  # POSIX renames over an empty folder in one step
+        except OSError:  # pragma: no cover - Windows
+            os.rmdir(path)
+            os.replace(tmp, path)
+    elif not _exchange(tmp, path):  # pragma: no cover - Linux exchanges
+        aside = temp_name(path)
+        os.replace(path, aside)
+        os.replace(tmp, path)
+        os.replace(aside, tmp)
+    _fsync_dir(path.parent)
+    faults.point("dir.published")
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Build a folder under a temporary name and move it into place at the end (replacing an old one)."""
+    """Build a new folder under a temporary name and move it into place at the end.
+
+    ``path`` must not exist, or be an empty folder; the caller checks that first.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_UMASK)
+    tmp = new_temp_dir(path)
     try:
         yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        publish_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def is_temp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def remove_stale_temps(folder: str | Path, *, stem: str | None = None) -> list[Path]:
+    """Remove the temporary files and folders a killed gentoolkit process left in ``folder``.
+
+    Only names this module makes (``.NAME.PID-RANDOM.gentool-tmp``) whose process is gone are
+    touched; ``stem`` limits it to temporaries of one final name. Returns what was removed.
+    """
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if not is_temp(entry.name):
+            continue
+        body = entry.name[1 : -len(TEMP_SUFFIX)]
+        name, _, tag = body.rpartition(".")
+        pid_text = tag.partition("-")[0]
+        if not pid_text.isdigit() or (stem is not None and name != stem) or _pid_alive(int(pid_text)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        removed.append(entry)
+    return removed
+
+
+def inside(folder: str | Path, name: Any, what: str) -> Path:
+    """``folder / name`` for a relative ``name`` whose real path (symlinks followed) stays in ``folder``.
+
+    Raises :class:`~gentoolkit.errors.GentoolError` naming ``what`` otherwise.
+    """
+    from .errors import GentoolError
+
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise GentoolError(f"{what} must be a file name inside {str(folder)!r}, got {name!r}")
+    rel = Path(name)
+    if rel.is_absolute() or rel.drive:
+        raise GentoolError(f"{what} {name!r} is an absolute path; it must name a file inside {str(folder)!r}")
+    root = Path(folder).resolve()
+    target = (root / rel).resolve()
+    if target != root and root not in target.parents:
+        raise GentoolError(f"{what} {name!r} leads outside {str(folder)!r} (to {str(target)!r}); refusing to read it")
+    return root / rel

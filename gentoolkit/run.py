@@ -1,26 +1,31 @@
 """Run folders: what ``gentool train`` writes and every other command reads.
 
 A run folder holds ``config.json`` (the resolved config tree and what model
-made it), ``model.safetensors`` (weights only), ``metrics.jsonl``, pictures,
-family files (``tokenizer.json``) and ``training_state.{json,safetensors}``.
-This module is torch-free.
+made it), ``model.safetensors`` (the current weights), ``metrics.jsonl``, pictures,
+family files (``tokenizer.json``), ``checkpoints/`` (see :mod:`gentoolkit.checkpoint`)
+and ``.lock``, which the training process holds. This module is torch-free.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import faults
 from .errors import RunError
 from .files import read_json, write_json, write_text
 
-RUN_FORMAT = 1
+RUN_FORMAT = 2  # 2: checkpoint folders; 1: training_state.{json,safetensors} beside the weights
+READS = (1, 2)
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 METRICS = "metrics.jsonl"
-STATE = "training_state"
+LOCK = ".lock"
 
 
 @dataclass
@@ -44,10 +49,16 @@ class Run:
 
     @property
     def meta(self) -> dict[str, Any]:
+        where = self.path / CONFIG
         try:
-            return read_json(self.path / CONFIG)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunError(f"cannot read {self.path / CONFIG}: {exc}") from None
+            meta = read_json(where)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunError(f"cannot read {where}: {exc}") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("model"), str) or not isinstance(meta.get("config"), dict):
+            raise RunError(f"{where} is not a gentoolkit run config (it needs \"model\" and a \"config\" object)")
+        if meta.get("format", 1) not in READS:
+            raise RunError(f"{where} has run format {meta.get('format')!r}; this gentoolkit reads {READS}: upgrade it")
+        return meta
 
     @property
     def config(self) -> dict[str, dict[str, Any]]:
@@ -89,16 +100,62 @@ class Run:
     def write_config(self, meta: dict[str, Any]) -> None:
         write_json(self.path / CONFIG, {"format": RUN_FORMAT, **meta})
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run folder for one training process (``flock`` on ``.lock``, which names its pid).
+
+        A second ``gentool train`` into the same folder gets one line naming the holder. The
+        operating system lets go of the lock when the process ends, however it ends.
+        """
+        path = self.path / LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise RunError(f"cannot write in the run folder {str(self.path)!r}: {exc.strerror}; pick a writable --out") from None
+        try:
+            try:
+                import fcntl
+            except ImportError:  # pragma: no cover - Windows: no advisory locks
+                fcntl = None
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                    raise RunError(f"{str(self.path)!r} is in use by another gentool train (pid {holder}); "
+                                   "wait for it to finish, or pick another --out") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
     # metrics -----------------------------------------------------------------
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The rows of ``metrics.jsonl``; a line a kill cut short (or any unreadable one) is passed over."""
         f = self.path / METRICS
         if not f.exists():
             return []
-        return [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = []
+        for line in f.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step", 0), int):
+                rows.append(row)
+        return rows
 
     def append_metrics(self, row: dict[str, Any]) -> None:
+        line = json.dumps(row) + "\n"
         with open(self.path / METRICS, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
+            if faults.active():
+                fh.write(line[: len(line) // 2])  # half a line, should a fault test kill here
+                fh.flush()
+                faults.point("metrics.half-line")
+                fh.write(line[len(line) // 2 :])
+            else:
+                fh.write(line)
 
     def truncate_metrics(self, after_step: int) -> None:
         """On resume, forget rows logged after the checkpoint (they will be logged again)."""

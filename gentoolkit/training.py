@@ -25,7 +25,7 @@ from . import __version__
 from .config import BaseTrainConfig  # noqa: F401  (re-exported)
 from .errors import ConfigError, RunError
 from .registry import ModelSpec, resolve
-from .run import STATE, WEIGHTS, Run
+from .run import WEIGHTS, Run
 
 
 def cosine_lr(step: int, *, lr: float, min_lr: float, warmup: int, total: int) -> float:
@@ -145,40 +145,37 @@ def resolve_device(name: str) -> torch.device:
 
 
 def save_weights(run: Run, modules: dict[str, torch.nn.Module]) -> None:
-    from safetensors.torch import save_file
+    """Write the modules' weights to ``RUN/model.safetensors`` in one step (tied weights once)."""
+    from .checkpoint import flat_weights
+    from .checkpoint import save_weights as write_file
 
-    from .files import atomic_path
-
-    tensors: dict[str, torch.Tensor] = {}
-    seen: dict[int, str] = {}
-    for prefix, module in modules.items():
-        for key, t in module.state_dict().items():
-            full = f"{prefix}.{key}" if prefix else key
-            ptr = t.data_ptr()
-            if ptr in seen:  # tied weights are stored once
-                continue
-            seen[ptr] = full
-            tensors[full] = t.detach().cpu().contiguous()
-    with atomic_path(run.file(WEIGHTS)) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "gentoolkit": __version__})
+    write_file(run.file(WEIGHTS), flat_weights(modules))
 
 
 def load_weights(path: str | Path, modules: dict[str, torch.nn.Module]) -> None:
     """Load ``model.safetensors`` into modules (tied weights are restored by the modules themselves)."""
-    from safetensors.torch import load_file
+    from .checkpoint import read_weights
 
-    tensors = load_file(str(path))
+    load_tensors(read_weights(path), modules, str(path))
+
+
+def load_tensors(tensors: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module], where: str) -> None:
+    """Copy ``tensors`` (keys ``prefix.name``) into ``modules``; a clear error when they do not fit."""
     for prefix, module in modules.items():
         own = {
             k[len(prefix) + 1 :] if prefix else k: v
             for k, v in tensors.items()
             if not prefix or k.startswith(prefix + ".")
         }
-        missing, unexpected = module.load_state_dict(own, strict=False)
+        try:
+            missing, unexpected = module.load_state_dict(own, strict=False)
+        except RuntimeError as exc:  # size mismatches
+            detail = " ".join(str(exc).split())
+            raise RunError(f"{where}: the weights do not fit the model that config.json describes ({detail[:300]})") from None
         tied = getattr(module, "tied_keys", set())
         missing = [m for m in missing if m not in tied]
         if missing or unexpected:
-            raise RunError(f"{path}: weights do not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+            raise RunError(f"{where}: weights do not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
@@ -200,6 +197,10 @@ def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
             if ctx.distributed:
                 metrics = {k: (v if k == "tokens" else ctx.mean(v)) for k, v in metrics.items()}
             step += 1
+            bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+            if bad:
+                bar.close()
+                raise RunError(_diverged(ctx, step, f"{bad[0]} is {metrics[bad[0]]}"))
             stop = ctx.any(interrupted.requested)
             window_tokens += int(metrics.pop("tokens", 0))
             if step % cfg.log_interval == 0 or step == total:
@@ -263,18 +264,31 @@ class _Interrupt:
         return False
 
 
+def _diverged(ctx: Context, step: int, what: str) -> str:
+    from . import checkpoint as ckpt
+
+    last = ckpt.latest(ctx.run.path)
+    kept = (f"the checkpoint of step {last.step} is kept (resume it with other settings: --resume --set ...)"
+            if last else "nothing was saved")
+    return (f"training diverged at step {step}: {what}; lower train.lr (or the learning rates of [train]) "
+            f"or check the data; {kept}")
+
+
 def checkpoint(ctx: Context, task: Task, step: int) -> None:
-    """Weights, resumable state and pictures, written by the main process only."""
+    """Weights, resumable state and pictures in one atomic checkpoint, by the main process only."""
     if not ctx.is_main:
         return
-    from .state import save_state
+    from . import checkpoint as ckpt
 
-    save_weights(ctx.run, task.weights())
+    tensors = ckpt.flat_weights(task.weights())
+    broken = next((k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+    if broken is not None:
+        raise RunError(_diverged(ctx, step, f"weight {broken!r} is not finite"))
     state = task.state_dict()
     state["step"] = step
     state["torch_rng"] = torch.get_rng_state()
     state["finished"] = step >= ctx.config["train"].steps
-    save_state(ctx.run.file(STATE), state)
+    ckpt.write(ctx.run.path, step, tensors, state, keep=ctx.config["train"].keep_checkpoints)
     task.on_eval(step)
     from .plots import loss_curves
 
@@ -282,19 +296,65 @@ def checkpoint(ctx: Context, task: Task, step: int) -> None:
 
 
 def load_checkpoint(ctx: Context, task: Task) -> int:
-    """Restore weights and state saved by :func:`checkpoint`; returns the step to continue from."""
-    from .state import load_state
+    """Restore the newest complete checkpoint (see :mod:`gentoolkit.checkpoint`); returns the step to
+    continue from, 0 when the run has none yet."""
+    from . import checkpoint as ckpt
 
     run = ctx.run
-    if not run.file(STATE + ".json").is_file():
-        raise RunError(f"{str(run.path)!r} has no training state to resume from")
-    load_weights(run.file(WEIGHTS), task.weights())
-    state = load_state(run.file(STATE))
-    task.load_state_dict(state)
-    torch.set_rng_state(state["torch_rng"])
+    say = (lambda m: print(m, file=sys.stderr)) if ctx.is_main else None
+    last = ckpt.latest(run.path, warn=say)
+    if last is None:
+        if say:
+            say(f"{run.path} has no checkpoint yet: starting it from step 0")
+        return 0
+    tensors, state = ckpt.load(last)
+    load_tensors(tensors, task.weights(), str(last.weights))
+    try:
+        task.load_state_dict(state)
+        torch.set_rng_state(state["torch_rng"])
+        step = int(state["step"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise RunError(f"{last.path}: the training state does not fit this run ({type(exc).__name__}: {exc})") from None
     if ctx.is_main:
-        run.truncate_metrics(state["step"])
-    return int(state["step"])
+        ckpt.publish(run.path, last)  # should a kill have come between the checkpoint and its link
+    return step
+
+
+@contextlib.contextmanager
+def _out_of_memory(doing: str):
+    """Turn an allocation that cannot succeed (PyTorch's or numpy's) into one clear line."""
+    try:
+        yield
+    except MemoryError:
+        raise RunError(f"out of memory while {doing}") from None
+    except RuntimeError as exc:
+        if "can't allocate memory" not in str(exc) and not isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+            raise
+        raise RunError(f"out of memory while {doing}") from None
+
+
+def prepare_folder(out: Path, *, resume: bool, main: bool) -> None:
+    """Create the run folder, or check that an existing one may be trained into."""
+    from . import checkpoint as ckpt
+    from .files import is_temp
+
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {str(out)!r} is a file; give a folder for the run")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create the run folder {str(out)!r}: {exc.strerror}; pick another --out") from None
+    if resume or not main:
+        return
+    if ckpt.exists(out):
+        raise RunError(f"{str(out)!r} already holds a run; continue it with --resume or pick another --out")
+    if (out / "config.json").is_file():
+        return  # a run stopped before its first checkpoint: it starts again
+    foreign = sorted(p.name for p in out.iterdir() if p.name != ".lock" and not is_temp(p.name))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise RunError(f"--out {str(out)!r} is not empty and not a gentoolkit run (it holds {shown}); "
+                       "give a new or empty folder")
 
 
 def train(
@@ -306,47 +366,57 @@ def train(
     resume: bool = False,
     extra_meta: dict[str, Any] | None = None,
 ) -> tuple[Run, dict[str, float]]:
-    """Train ``spec`` with a resolved config tree into ``out`` (the Python API of ``gentool train``)."""
+    """Train ``spec`` with a resolved config tree into ``out`` (the Python API of ``gentool train``).
+
+    The main process holds the run folder's lock throughout; ``config.json`` is written once the
+    task is built and, on ``resume``, once its checkpoint has loaded (a failed resume changes nothing).
+    """
     from .config import to_dict
+    from .files import remove_stale_temps
 
     out = Path(out)
     run = Run(out)
-    out.mkdir(parents=True, exist_ok=True)
     world, rank, local = distributed_env()
+    main = rank == 0
+    prepare_folder(out, resume=resume, main=main)
     dev = resolve_device(device)
-    if world > 1:
-        dev = init_distributed(dev, local)
-    seed_everything(config["train"].seed)
-    ctx = Context(spec=spec, config=dict(config), run=run, device=dev, resume=resume, rank=rank, world_size=world)
-    try:
-        task_cls = resolve(spec.trainer)
-        task = task_cls(ctx)  # the task may fill in derived config (vocab_size) before config.json is written
-        if ctx.is_main:
-            ctx.run.write_config(
-                {
-                    "model": spec.name,
-                    "family": spec.family,
-                    "plugin": spec.plugin,
-                    "gentoolkit_version": __version__,
-                    **(extra_meta or {}),
-                    "config": to_dict(ctx.config),
-                }
-            )
-        ctx.barrier()
-        start = load_checkpoint(ctx, task) if resume else 0
-        if start >= ctx.config["train"].steps:
-            if ctx.is_main:
-                print(f"Run {out} already reached step {start}; raise --steps to train further.", file=sys.stderr)
-            return run, {}
-        last = fit(ctx, task, start_step=start)
-        ctx.barrier()
-        return run, last
-    finally:
-        if world > 1:
-            import torch.distributed as dist
 
-            if dist.is_initialized():
-                dist.destroy_process_group()
+    def meta() -> dict[str, Any]:
+        return {"model": spec.name, "family": spec.family, "plugin": spec.plugin, "gentoolkit_version": __version__,
+                **(extra_meta or {}), "config": to_dict(ctx.config)}
+
+    with run.lock() if main else contextlib.nullcontext():
+        if main:
+            remove_stale_temps(out)
+        if world > 1:
+            dev = init_distributed(dev, local)
+        seed_everything(config["train"].seed)
+        ctx = Context(spec=spec, config=dict(config), run=run, device=dev, resume=resume, rank=rank, world_size=world)
+        try:
+            if main and not resume:
+                run.write_config(meta())  # the folder is a run from now on, even if this one stops early
+            task_cls = resolve(spec.trainer)
+            with _out_of_memory("building the model: make it smaller"):
+                task = task_cls(ctx)  # the task may fill in derived config (vocab_size) before config.json is written
+                start = load_checkpoint(ctx, task) if resume else 0
+            if main:
+                run.write_config(meta())
+                run.truncate_metrics(start)
+            ctx.barrier()
+            if start >= ctx.config["train"].steps:
+                if main:
+                    print(f"Run {out} already reached step {start}; raise --steps to train further.", file=sys.stderr)
+                return run, {}
+            with _out_of_memory("training: lower train.batch_size or make the model smaller"):
+                last = fit(ctx, task, start_step=start)
+            ctx.barrier()
+            return run, last
+        finally:
+            if world > 1:
+                import torch.distributed as dist
+
+                if dist.is_initialized():
+                    dist.destroy_process_group()
 
 
 def launch(nproc: int, argv: list[str]) -> None:
@@ -434,8 +504,6 @@ def train_from_cli(
         return
     out_dir = Path(out) if out else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     world, rank, _ = distributed_env()
-    if not resume and (out_dir / "config.json").exists() and rank == 0:
-        raise RunError(f"{str(out_dir)!r} already holds a run; continue it with --resume or pick another --out")
     if nproc > 1 and world == 1:
         batch = getattr(tree["train"], "batch_size", None)
         if batch is not None and batch % nproc:

@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from gentoolkit import checkpoint
 from gentoolkit.run import Run
 from gentoolkit.runtime.generation import generate_tokens, left_pad
 from gentoolkit_autoregressive.sample import TorchDecoder, load_run
@@ -30,9 +31,13 @@ def test_loss_decreases_and_run_folder_is_complete(fixture, request):
     assert losses[-1] < losses[0] - 1.0, losses
     assert all({"step", "train_loss", "lr", "tokens_per_s"} <= set(r) for r in rows)
     assert any("val_loss" in r for r in rows)
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl", "loss.png",
-                 "training_state.json", "training_state.safetensors"):
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl", "loss.png"):
         assert (path / name).is_file(), name
+    last = checkpoint.latest(path)
+    assert last.step == rows[-1]["step"] and not last.legacy
+    assert {p.name for p in last.path.iterdir()} == {"model.safetensors", "state.safetensors", "state.json",
+                                                      "checkpoint.json"}
+    assert (path / "model.safetensors").read_bytes() == last.weights.read_bytes()
     assert (path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -135,8 +140,7 @@ def test_ctrl_c_then_resume_equals_uninterrupted_run(tmp_path, corpus):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Interrupted at step" in err and "--resume" in err
-    state = json.loads((cut / "training_state.json").read_text())
-    stopped = state["tree"]["step"]
+    stopped = checkpoint.latest(cut).step
     assert 0 < stopped < steps
     r = run_cli("train", "gpt", "--resume", "--out", str(cut), "--device", "cpu")
     assert r.exit_code == 0, r.output
@@ -194,7 +198,7 @@ def test_user_errors_are_one_line(tmp_path, gpt_run):
         (["sample", str(tmp_path / "missing")], "does not exist"),
         (["eval", str(tmp_path)], "not a gentoolkit run folder"),
         (["train", "gpt", "--out", str(gpt_run)], "already holds a run"),
-        (["sample", str(gpt_run), "--temperature", "-1"], "temperature must be >= 0"),
+        (["sample", str(gpt_run), "--temperature", "-1"], "'--temperature': '-1' is not >= 0"),
     ]
     for args, part in cases:
         line = one_error_line(run_cli(*args))

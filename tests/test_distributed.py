@@ -8,6 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from gentoolkit import checkpoint
+
 from .conftest import TINY, one_error_line, run_cli, run_subprocess
 
 GPT = ["--preset", "nano", "--steps", "20", "--set", "train.eval_interval=10", "--set", "train.log_interval=5",
@@ -39,7 +41,7 @@ def test_two_workers_match_one_worker(tmp_path, corpus):
 
 def test_resume_with_two_workers_and_with_another_count(tmp_path, corpus):
     run = train(tmp_path / "run", "--data", str(corpus), nproc=2)
-    state = json.loads((run / "training_state.json").read_text())["tree"]
+    state = json.loads((checkpoint.latest(run).path / "state.json").read_text())["tree"]
     assert state["step"] == 20 and state["finished"]
     train(run, "--resume", "--steps", "30", nproc=2)  # every worker reads the checkpoint of worker 0
     train(run, "--resume", "--steps", "36", nproc=1)  # another number of workers: allowed

@@ -22,6 +22,7 @@ row's tokens do not depend on the other rows; ``seed=None`` takes fresh entropy.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -104,12 +105,16 @@ def generate_tokens(
         mask_buf[:, : prefilled.shape[1]] = prefilled
 
     load_mask(mask)
+    rows = np.arange(n)
     for step in range(max_new_tokens):
         # Each numpy call here costs more than its arithmetic (onnxruntime has just evicted the
         # interpreter's caches), so plain greedy over all rows is one argmax: padding (never a real
         # token) is ruled out afterwards, for the rare row that picked it.
         if fast_greedy and len(active) == n:
             new = logits.argmax(-1)
+            # argmax stops at the first NaN, so the chosen value is finite only if the row was usable
+            if not (math.isfinite(logits.item(int(new[0]))) if n == 1 else np.isfinite(logits[rows, new]).all()):
+                raise broken_logits(step)
         else:
             logits[:, pad_id] = -np.inf  # the decoder's own array: the loop may write to it
             if n == 1 and not fast_greedy:  # one row, still active: the sampler's answer is the step's array
@@ -119,6 +124,8 @@ def generate_tokens(
                 for i in active:
                     new[i] = (logits[i].argmax() if fast_greedy else
                               sampler(logits[i : i + 1], history[i : i + 1, : lengths[i]], rngs[i])[0])
+                    if fast_greedy and not math.isfinite(logits[i, new[i]]):
+                        raise broken_logits(step)
         stopped = False
         for i in active:
             t = int(new[i])
@@ -156,6 +163,13 @@ def generate_tokens(
         mask = mask_view(mask_buf, columns)
         last_pos = last_pos + 1  # (batch, 1)
         logits, past = decoder(feed[:, None], mask, last_pos, past)
+
+
+def broken_logits(step: int) -> Exception:
+    from ..errors import ModelOutputError
+
+    return ModelOutputError(f"the model's logits hold NaN or infinity at new token {step + 1}: its weights are "
+                            "broken (train or export it again)")
 
 
 def mask_view(buf: np.ndarray, width: int) -> np.ndarray:

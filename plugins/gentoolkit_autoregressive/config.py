@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from gentoolkit.config import BaseTrainConfig as _Base
+from gentoolkit.config import check_range
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class LlamaConfig:
 def _check_dims(n_embd, n_head, n_kv_head, n_layer, block_size, dropout):
     if min(n_embd, n_head, n_kv_head, n_layer, block_size) < 1:
         raise ValueError("n_embd, n_head, n_kv_head, n_layer and block_size must be >= 1")
+    check_range("model.n_layer", n_layer, 1, 1024)
     if n_embd % n_head:
         raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
     if n_head % n_kv_head:
@@ -96,12 +98,20 @@ class TrainConfig(_Base):
             raise ValueError("train.batch_size, train.grad_accum and train.eval_batches must be >= 1")
         if self.lr <= 0 or self.min_lr < 0:
             raise ValueError("train.lr must be > 0 and train.min_lr >= 0")
+        check_range("train.warmup_steps", self.warmup_steps, 0)
+        check_range("train.weight_decay", self.weight_decay, 0)
+        check_range("train.beta1", self.beta1, 0, 1, high_open=True)
+        check_range("train.beta2", self.beta2, 0, 1, high_open=True)
+        check_range("train.grad_clip", self.grad_clip, 0)
 
 
 @dataclass(frozen=True)
 class LossConfig:
     name: str = "cross-entropy"
     label_smoothing: float = 0.1  # used by 'label-smoothed'
+
+    def __post_init__(self):
+        check_range("loss.label_smoothing", self.label_smoothing, 0, 1, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,17 @@ class SamplerConfig:
     min_p: float = 0.0
     repetition_penalty: float = 1.0
     max_new_tokens: int = 200
+
+    def __post_init__(self):
+        check_range("sampler.temperature", self.temperature, 0)
+        check_range("sampler.top_k", self.top_k, 0)
+        check_range("sampler.top_p", self.top_p, 0, 1, low_open=True)
+        check_range("sampler.min_p", self.min_p, 0, 1)
+        check_range("sampler.repetition_penalty", self.repetition_penalty, 0, low_open=True)
+        check_range("sampler.max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
+
+
+MAX_NEW_TOKENS = 1_000_000
 
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "loss": LossConfig, "sampler": SamplerConfig}

@@ -248,19 +248,51 @@ class OrtDecoder:
         return logits.numpy()[:, -1], present
 
 
+RUNTIME_FIELDS = {"context_length": int, "n_layer": int, "n_kv_head": int, "head_dim": int, "vocab_size": int,
+                  "tokenizer_kind": (str, None)}
+
+
+def check_decoder_io(io: dict[str, Any], rt: dict[str, Any], where) -> None:
+    """The manifest's ``runtime`` numbers must be those of its graph's inputs and outputs."""
+    n, heads, dim = rt["n_layer"], rt["n_kv_head"], rt["head_dim"]
+    want = {f"past_key_values.{i}.{k}" for i in range(n) for k in ("key", "value")}
+    shapes = {e["name"]: e["shape"] for e in io["inputs"] + io["outputs"]}
+    have = {name for name in shapes if name.startswith("past_key_values.")}
+    problems = []
+    if want != have or "logits" not in shapes:
+        problems.append(f"n_layer {n} against {len(have) // 2} layers of past inputs")
+    for name in sorted(have & want):
+        shape = shapes[name]
+        if len(shape) != 4 or shape[1] != heads or shape[3] != dim:
+            problems.append(f"n_kv_head {heads} and head_dim {dim} against {name} {shape}")
+            break
+    logits = shapes.get("logits", [])
+    if logits and isinstance(logits[-1], int) and logits[-1] != rt["vocab_size"]:
+        problems.append(f"vocab_size {rt['vocab_size']} against logits {logits}")
+    if problems:
+        raise GentoolError(f"{where}: the manifest's runtime contradicts the graph ({problems[0]}); export the run again")
+
+
 class TextModel:
     """An exported language model: ``generate`` returns text, ``stream`` yields pieces as they come."""
 
     family = "autoregressive"
 
     def __init__(self, folder: Path, manifest: dict[str, Any], session):
+        from gentoolkit.files import inside
+        from gentoolkit.runtime import runtime_fields
+
         self.folder = Path(folder)
         self.manifest = manifest
-        rt = manifest["runtime"]
-        tok_file = self.folder / (manifest.get("tokenizer") or "tokenizer.json")
+        rt = runtime_fields(manifest, RUNTIME_FIELDS, self.folder)
+        check_decoder_io(manifest["io"], rt, self.folder)
+        tok_file = inside(self.folder, manifest.get("tokenizer") or "tokenizer.json", "the manifest's tokenizer")
         if not tok_file.is_file():
             raise GentoolError(f"{str(self.folder)!r} lacks its tokenizer file {tok_file.name!r}")
-        self.tokenizer = TextTokenizer.from_file(tok_file, rt.get("tokenizer_kind", ""))
+        self.tokenizer = TextTokenizer.from_file(tok_file, rt["tokenizer_kind"] or "")
+        if self.tokenizer.vocab_size > rt["vocab_size"]:
+            raise GentoolError(f"{tok_file} has {self.tokenizer.vocab_size} tokens but the model only "
+                               f"{rt['vocab_size']}: the tokenizer belongs to another model; export the run again")
         self.decoder = OrtDecoder(session, rt)
         self.defaults = dict(manifest.get("sampler_defaults") or {})
 

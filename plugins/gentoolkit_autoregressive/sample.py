@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from gentoolkit.errors import RunError
 from gentoolkit.run import WEIGHTS, Run
 from gentoolkit.runtime.generation import stream_text
 from gentoolkit.runtime.tokenizer import TextTokenizer
@@ -37,9 +38,12 @@ def load_run(run: Run, device: str = "cpu"):
     """Rebuild the model from ``config.json`` alone and load its weights; returns (model, tokenizer, tree)."""
     run.require(WEIGHTS, "tokenizer.json")
     tree = run.tree()
+    tok = TextTokenizer.from_file(run.file("tokenizer.json"), tree["data"].tokenizer)
+    if tree["model"].vocab_size != tok.vocab_size:
+        raise RunError(f"{run.path}: config.json says model.vocab_size={tree['model'].vocab_size} but tokenizer.json "
+                       f"has {tok.vocab_size} tokens; they are not from the same run")
     model = build(tree["model"])
     load_weights(run.file(WEIGHTS), {"": model})
-    tok = TextTokenizer.from_file(run.file("tokenizer.json"), tree["data"].tokenizer)
     return model.to(device).eval(), tok, tree
 
 

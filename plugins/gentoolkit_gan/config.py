@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from gentoolkit.config import BaseTrainConfig
+from gentoolkit.config import BaseTrainConfig, check_range
 
 
 def _check_common(z_dim, pack, ema):
@@ -39,6 +39,8 @@ class GANConfig:
         _check_common(self.z_dim, self.pack, self.ema)
         if self.hidden < 1 or self.g_layers < 1 or self.d_layers < 1:
             raise ValueError("model.hidden, model.g_layers and model.d_layers must be >= 1")
+        check_range("model.g_layers", self.g_layers, 1, 1024)
+        check_range("model.d_layers", self.d_layers, 1, 1024)
         if self.latent_classes < 0 or self.latent_classes == 1:
             raise ValueError("model.latent_classes must be 0 (plain Gaussian latent) or >= 2")
         if self.latent_classes and self.z_dim < 2:
@@ -95,6 +97,14 @@ class TrainConfig(BaseTrainConfig):
         super().__post_init__()
         if self.batch_size < 4 or self.n_critic < 1:
             raise ValueError("train.batch_size must be >= 4 and train.n_critic >= 1")
+        check_range("train.n_critic", self.n_critic, 1, 1000)
+        check_range("train.lr_g", self.lr_g, 0, low_open=True)
+        check_range("train.lr_d", self.lr_d, 0, low_open=True)
+        check_range("train.beta1", self.beta1, 0, 1, high_open=True)
+        check_range("train.beta2", self.beta2, 0, 1, high_open=True)
+        check_range("train.eval_samples", self.eval_samples, 16)
+        check_range("train.alarm_diversity", self.alarm_diversity, 0, 1)
+        check_range("train.alarm_coverage", self.alarm_coverage, 0, 1)
 
 
 @dataclass(frozen=True)
@@ -103,10 +113,18 @@ class LossConfig:
     gp_weight: float = 10.0  # wgan-gp's gradient penalty
     r1: float = 0.0  # R1 penalty on real data for D (0 = off)
 
+    def __post_init__(self):
+        check_range("loss.gp_weight", self.gp_weight, 0)
+        check_range("loss.r1", self.r1, 0)
+
 
 @dataclass(frozen=True)
 class SamplerConfig:
     truncation: Optional[float] = None
+
+    def __post_init__(self):
+        if self.truncation is not None:
+            check_range("sampler.truncation", self.truncation, 0, low_open=True)
 
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "loss": LossConfig, "sampler": SamplerConfig}

@@ -14,12 +14,19 @@ class GeneratorModel:
     family = "gan"
 
     def __init__(self, folder: Path, manifest: dict[str, Any], session):
+        from gentoolkit.errors import GentoolError
+        from gentoolkit.runtime import runtime_fields
+
         self.folder = Path(folder)
         self.manifest = manifest
-        rt = manifest["runtime"]
+        rt = runtime_fields(manifest, {"z_dim": int, "low": (float, None), "high": (float, None)}, self.folder)
+        z = next((e["shape"] for e in manifest["io"]["inputs"] if e["name"] == "z"), None)
+        if z is None or len(z) != 2 or z[1] != rt["z_dim"]:
+            raise GentoolError(f"{self.folder}: the manifest's runtime.z_dim {rt['z_dim']} contradicts the graph's "
+                               f"input z {z}; export the run again")
         self.session = session
-        self.z_dim = int(rt["z_dim"])
-        self.low, self.high = rt.get("low"), rt.get("high")
+        self.z_dim = rt["z_dim"]
+        self.low, self.high = rt["low"], rt["high"]
         self.defaults = dict(manifest.get("sampler_defaults") or {})
 
     def latents(self, n: int, seed: int | None = None, truncation: float | None = None, sampler: str | None = None,

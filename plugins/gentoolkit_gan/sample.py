@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gentoolkit.errors import RunError
 from gentoolkit.run import WEIGHTS, Run
 from gentoolkit.training import load_weights
 
@@ -16,7 +17,11 @@ def load_generator(run: Run, device: str = "cpu"):
     """The moving-average generator of a run, rebuilt from config.json alone; returns (G, config tree)."""
     run.require(WEIGHTS)
     tree = run.tree()
-    G, _ = build(tree["model"])
+    m = tree["model"]
+    unset = [k for k in ("data_dim", "image_size", "channels") if hasattr(m, k) and getattr(m, k) is None]
+    if unset:
+        raise RunError(f"{run.path}: config.json lacks model.{unset[0]}, which training writes; it is not a finished run")
+    G, _ = build(m)
     load_weights(run.file(WEIGHTS), {"G_ema": G})
     return G.to(device).eval(), tree
 

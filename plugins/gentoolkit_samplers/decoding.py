@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gentoolkit.errors import ModelOutputError
+
 
 def _check(logits: np.ndarray) -> np.ndarray:
     """A float64 copy of ``logits`` (the processors change it in place), checked: a NaN anywhere,
@@ -38,8 +40,8 @@ def _check(logits: np.ndarray) -> np.ndarray:
     top = np.maximum.reduce(x, axis=-1)  # the ufunc methods: a third less overhead than x.max() on a short row
     if not (math.isfinite(top[0]) if len(top) == 1 else np.isfinite(top).all()):
         if np.isnan(x).any():
-            raise ValueError("logits contain NaN")
-        raise ValueError("every row of logits needs at least one finite value")
+            raise ModelOutputError("the model's logits contain NaN: its weights are broken (train or export it again)")
+        raise ModelOutputError("every row of logits needs at least one finite value (the model gave none, or +inf)")
     return x
 
 
@@ -199,6 +201,12 @@ class LogitsSampler:
     greedy: bool = False
 
     def __post_init__(self):
+        for name in ("temperature", "top_p", "min_p", "repetition_penalty"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer)) or self.top_k < 0:
+            raise ValueError(f"top_k must be an integer >= 0, got {self.top_k!r}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,19 +23,41 @@ class LatentSampler:
     def __post_init__(self):
         if self.distribution not in ("normal", "uniform", "truncated"):
             raise ValueError(f"unknown latent distribution {self.distribution!r}")
-        if self.distribution == "truncated" and not self.truncation > 0:
-            raise ValueError("the truncated sampler needs truncation > 0")
+        t = self.truncation
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            raise ValueError(f"truncation must be a finite number > 0, got {t!r}")
+        if self.distribution == "truncated" and not t > 0:
+            raise ValueError(f"the truncated sampler needs truncation > 0, got {t}")
 
     def __call__(self, n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
         if self.distribution == "uniform":
             return rng.uniform(-1.0, 1.0, size=(n, dim)).astype(np.float32)
+        if self.distribution == "truncated" and self.truncation < 1.0:
+            return _narrow_truncated(n, dim, self.truncation, rng).astype(np.float32)
         z = rng.standard_normal((n, dim))
         if self.distribution == "truncated":
             out = np.abs(z) > self.truncation
-            while out.any():
+            while out.any():  # each value is kept with probability erf(t / sqrt 2) >= 0.68
                 z[out] = rng.standard_normal(int(out.sum()))
                 out = np.abs(z) > self.truncation
         return z.astype(np.float32)
+
+
+def _narrow_truncated(n: int, dim: int, t: float, rng: np.random.Generator) -> np.ndarray:
+    """The standard normal cut to [-t, t] for t < 1, by rejection from the uniform on [-t, t].
+
+    A value is kept with probability exp(-x^2 / 2) >= exp(-1/2) = 0.61 whatever ``t`` is, so
+    the loop ends after a few rounds; redrawing from the normal would keep a value with
+    probability about 0.8 t, and never end for a tiny ``t``.
+    """
+    z = np.empty(n * dim)
+    todo = np.arange(n * dim)
+    while len(todo):
+        x = rng.uniform(-t, t, size=len(todo))
+        keep = rng.random(len(todo)) < np.exp(-0.5 * x * x)
+        z[todo[keep]] = x[keep]
+        todo = todo[~keep]
+    return z.reshape(n, dim)
 
 
 def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray | float) -> np.ndarray:
