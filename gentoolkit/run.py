@@ -34,6 +34,9 @@ class Run:
 
     path: Path
 
+    def __post_init__(self):
+        self.path = Path(self.path)
+
     @classmethod
     def open(cls, path: str | Path) -> Run:
         """Open an existing run; a clear error when the folder is missing or not a run."""
@@ -62,7 +65,12 @@ class Run:
 
     @property
     def config(self) -> dict[str, dict[str, Any]]:
-        return self.meta["config"]
+        cfg = self.meta["config"]
+        bad = [k for k, v in cfg.items() if not isinstance(v, dict)]
+        if bad or not isinstance(cfg.get("model"), dict):
+            raise RunError(f"{self.path / CONFIG}: the config's [{(bad or ['model'])[0]}] section is missing or not "
+                           "a table; this run folder was edited or damaged")
+        return cfg
 
     @property
     def model_name(self) -> str:

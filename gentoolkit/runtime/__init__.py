@@ -28,7 +28,12 @@ _ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64":
               "int32": "tensor(int32)", "bool": "tensor(bool)", "uint8": "tensor(uint8)"}
 
 
-def _parse_metadata(meta: dict[str, str]) -> dict[str, Any]:
+def _metadata(session, where) -> dict[str, Any]:
+    """The manifest copy in model.onnx's metadata_props, JSON values decoded."""
+    try:
+        meta = session.get_modelmeta().custom_metadata_map
+    except UnicodeDecodeError:
+        raise GentoolError(f"{where}: model.onnx's metadata is damaged (not UTF-8); export the run again") from None
     out: dict[str, Any] = {}
     for key, value in meta.items():
         try:
@@ -54,7 +59,7 @@ def _read_manifest(folder: Path, model_file: Path | None) -> dict[str, Any]:
     if model_file is None:
         raise GentoolError(f"{str(folder)!r} is not a gentoolkit export (no gentoolkit.json); create one with 'gentool export RUN -o DIR'")
     # a bare model.onnx: the manifest is also in its metadata_props
-    return _parse_metadata(make_session(model_file).get_modelmeta().custom_metadata_map)
+    return _metadata(make_session(model_file), model_file)
 
 
 def _shape_ok(shape: Any) -> bool:
@@ -105,7 +110,7 @@ def check_graph(manifest: dict[str, Any], session, where: str) -> None:
             if a.type != _ORT_TYPES[entry["dtype"]] or len(a.shape) != len(entry["shape"]) or any(d != g for d, g in fixed):
                 raise GentoolError(f"{where}: {side[:-1]} {name!r} of model.onnx is {a.type} {list(a.shape)}, but the "
                                    f"manifest says {entry['dtype']} {entry['shape']}; export the run again")
-    embedded = _parse_metadata(session.get_modelmeta().custom_metadata_map)
+    embedded = _metadata(session, where)
     for key in CROSS_CHECKED:
         if key in embedded and embedded[key] != manifest.get(key):
             raise GentoolError(f"{where}: gentoolkit.json contradicts model.onnx's own copy of the manifest "

@@ -8,6 +8,9 @@ from typing import Literal, Optional
 from gentoolkit.config import BaseTrainConfig as _Base
 from gentoolkit.config import check_range
 
+MAX_NEW_TOKENS = 1_000_000
+MAX_LR = 10.0  # AdamW above it is always a typo
+
 
 @dataclass(frozen=True)
 class GPTConfig:
@@ -96,8 +99,8 @@ class TrainConfig(_Base):
         super().__post_init__()
         if self.batch_size < 1 or self.grad_accum < 1 or self.eval_batches < 1:
             raise ValueError("train.batch_size, train.grad_accum and train.eval_batches must be >= 1")
-        if self.lr <= 0 or self.min_lr < 0:
-            raise ValueError("train.lr must be > 0 and train.min_lr >= 0")
+        check_range("train.lr", self.lr, 0, MAX_LR, low_open=True)
+        check_range("train.min_lr", self.min_lr, 0, MAX_LR)
         check_range("train.warmup_steps", self.warmup_steps, 0)
         check_range("train.weight_decay", self.weight_decay, 0)
         check_range("train.beta1", self.beta1, 0, 1, high_open=True)
@@ -133,8 +136,6 @@ class SamplerConfig:
         check_range("sampler.repetition_penalty", self.repetition_penalty, 0, low_open=True)
         check_range("sampler.max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
 
-
-MAX_NEW_TOKENS = 1_000_000
 
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "loss": LossConfig, "sampler": SamplerConfig}

@@ -98,8 +98,8 @@ class TrainConfig(BaseTrainConfig):
         if self.batch_size < 4 or self.n_critic < 1:
             raise ValueError("train.batch_size must be >= 4 and train.n_critic >= 1")
         check_range("train.n_critic", self.n_critic, 1, 1000)
-        check_range("train.lr_g", self.lr_g, 0, low_open=True)
-        check_range("train.lr_d", self.lr_d, 0, low_open=True)
+        check_range("train.lr_g", self.lr_g, 0, 10, low_open=True)  # Adam: above 10 is always a typo
+        check_range("train.lr_d", self.lr_d, 0, 10, low_open=True)
         check_range("train.beta1", self.beta1, 0, 1, high_open=True)
         check_range("train.beta2", self.beta2, 0, 1, high_open=True)
         check_range("train.eval_samples", self.eval_samples, 16)
