@@ -136,6 +136,16 @@ JSON_OPS = st.lists(st.tuples(st.sampled_from(["delete", "replace", "replace"]),
                     min_size=1, max_size=3)
 
 
+def damaged_bytes(data: bytes, kind: str, arg) -> bytes:
+    """``truncate`` at a fraction of the length, or ``flip``: XOR bytes at fractions of it."""
+    if kind == "truncate":
+        return data[: int(len(data) * arg)]
+    buf = bytearray(data)
+    for where, xor in arg:
+        buf[min(len(buf) - 1, int(where * len(buf)))] ^= xor
+    return bytes(buf)
+
+
 def copy_case(src: Path, base: Path) -> Path:
     TALLY["case_id"] += 1
     dst = base / f"case-{TALLY['case_id']}" / src.name
@@ -236,14 +246,8 @@ def test_damaged_graphs(worker, fuzz_exports, tmp_path_factory, name, damage):
     folder = copy_case(fuzz_exports[name], tmp_path_factory.getbasetemp() / "fuzz-onnx")
     model = folder / "model.onnx"
     kind, arg = damage
-    data = model.read_bytes()
-    if kind == "truncate":
-        model.write_bytes(data[: int(len(data) * arg)])
-    elif kind == "flip":
-        buf = bytearray(data)
-        for where, xor in arg:
-            buf[min(len(buf) - 1, int(where * len(buf)))] ^= xor
-        model.write_bytes(bytes(buf))
+    if kind in ("truncate", "flip"):
+        model.write_bytes(damaged_bytes(model.read_bytes(), kind, arg))
     elif kind == "other-family":
         shutil.copyfile(fuzz_exports["gan" if name == "gpt" else "gpt"] / "model.onnx", model)
     elif kind == "foreign":
@@ -335,11 +339,6 @@ def test_damaged_weights_and_checkpoints(fuzz_runs, tmp_path_factory, model, dam
     data = path.read_bytes()
     if path.is_file():
         os.unlink(path)  # a hard link to the checkpoint's weights: damage this name only
-    if kind == "truncate":
-        path.write_bytes(data[: int(len(data) * arg)])
-    elif kind == "flip":
-        buf = bytearray(data)
-        for where, xor in arg:
-            buf[min(len(buf) - 1, int(where * len(buf)))] ^= xor
-        path.write_bytes(bytes(buf))
+    if kind != "delete":
+        path.write_bytes(damaged_bytes(data, kind, arg))
     check_run_case(model, run, False, (model, which, kind))
