@@ -352,6 +352,26 @@ def test_paths_stay_inside_the_export_folder(tmp_path, exports):
     _constant_outside(const / "model.onnx")
     with pytest.raises(GentoolError, match="external data outside its folder"):
         load(const)
+    # ... and in a subgraph: the branch of an If node
+    import onnx
+    from onnx import TensorProto, helper
+
+    nested = tmp_path / "nested"
+    shutil.copytree(exports["gpt"], nested)
+    model = onnx.load(str(nested / "model.onnx"))
+    t = helper.make_tensor("c", TensorProto.FLOAT, [1], [0.0])
+    t.data_location = TensorProto.EXTERNAL
+    t.ClearField("float_data")
+    entry = t.external_data.add()
+    entry.key, entry.value = "location", "/etc/hostname"
+    branch = helper.make_graph([helper.make_node("Constant", [], ["b"], value=t)], "branch", [],
+                               [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])])
+    cond = helper.make_node("Constant", [], ["cond"], value=helper.make_tensor("k", TensorProto.BOOL, [], [True]))
+    model.graph.node.insert(0, cond)
+    model.graph.node.insert(1, helper.make_node("If", ["cond"], ["unused"], then_branch=branch, else_branch=branch))
+    onnx.save(model, str(nested / "model.onnx"))
+    with pytest.raises(GentoolError, match="external data outside its folder"):
+        load(nested)
 
 
 # 9. small things -----------------------------------------------------------------------------------------
