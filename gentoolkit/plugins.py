@@ -31,7 +31,6 @@ from .errors import PluginError
 from .registry import KINDS, SPEC_TYPES, Registries
 
 ENTRY_POINT_GROUP = "gentoolkit"
-HOOK_KINDS = KINDS + ("commands",)
 
 
 @dataclass
@@ -252,9 +251,16 @@ def get_sampler(name: str):
     return get_registries().samplers.get(name)
 
 
-def get_loss(name: str):
-    """Look up a registered loss by name or alias."""
-    return get_registries().losses.get(name)
+def get_loss(name: str, family: str | None = None):
+    """Look up a registered loss by name or alias; with ``family``, one for that family or a clear error."""
+    spec = get_registries().losses.get(name)
+    if family is not None and spec.family != family:
+        from .errors import ConfigError
+
+        fitting = ", ".join(s.name for s in get_registries().losses if s.family == family) or "none"
+        raise ConfigError(f"loss {spec.name!r} is for {spec.family} models, not {family} ones; "
+                          f"{family} losses: {fitting} (see 'gentool losses')")
+    return spec
 
 
 def get_dataset(name: str):

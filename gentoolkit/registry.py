@@ -18,6 +18,7 @@ from .errors import PluginError, UnknownNameError
 
 #: The kinds of things plugins register, in the order they are reported.
 KINDS = ("models", "samplers", "losses", "datasets", "runtimes")
+SINGULAR = {"models": "model", "samplers": "sampler", "losses": "loss", "datasets": "dataset", "runtimes": "runtime"}
 
 
 def resolve(ref: str | Callable | type) -> Any:
@@ -156,7 +157,7 @@ class Registry(Generic[T]):
             if name in self._specs or name in self._aliases:
                 owner = self.get(name).plugin  # type: ignore[attr-defined]
                 raise PluginError(
-                    f"{self.kind[:-1]} name {name!r} is already registered by plugin {owner!r}"
+                    f"{SINGULAR[self.kind]} name {name!r} is already registered by plugin {owner!r}"
                 )
         self._specs[spec.name] = spec  # type: ignore[attr-defined]
         for alias in spec.aliases:  # type: ignore[attr-defined]
@@ -178,7 +179,7 @@ class Registry(Generic[T]):
         key = self._aliases.get(name, name)
         if key in self._specs:
             return self._specs[key]
-        what = self.kind[:-1] if self.kind != "losses" else "loss"
+        what = SINGULAR[self.kind]
         hint = difflib.get_close_matches(name, list(self._specs) + list(self._aliases), n=1)
         did = f" Did you mean {hint[0]!r}?" if hint else ""
         avail = ", ".join(self.names()) or "none (no plugin provides one)"

@@ -10,9 +10,6 @@ from .errors import ConfigError
 from .plugins import get_registries
 from .registry import resolve
 
-#: The options ``gentool sample`` has flags for, by sampler kind.
-LOGITS_FLAGS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
-
 
 def make_sampler(
     kind: str,

@@ -199,6 +199,7 @@ def test_user_errors_are_one_line(tmp_path, gpt_run):
         (["eval", str(tmp_path)], "not a gentoolkit run folder"),
         (["train", "gpt", "--out", str(gpt_run)], "already holds a run"),
         (["sample", str(gpt_run), "--temperature", "-1"], "'--temperature': '-1' is not >= 0"),
+        (["train", "gpt", "--set", "loss.name=hinge", "--out", str(tmp_path / "e")], "'hinge' is for gan models"),
     ]
     for args, part in cases:
         line = one_error_line(run_cli(*args))

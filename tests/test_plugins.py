@@ -264,3 +264,16 @@ def test_listing_commands(capsys):
     r = run_cli("plugins")
     assert "autoregressive" in r.output and "samplers" in r.output
     assert SamplerSpec and ModelSpec  # the public names plugins import
+
+
+@pytest.mark.parametrize("kind", ["models", "samplers", "losses", "datasets", "runtimes"])
+def test_a_duplicate_is_named_in_the_singular(kind):
+    from gentoolkit.errors import PluginError
+    from gentoolkit.registry import SINGULAR, Registry
+
+    reg = Registry(kind)
+    spec = type("Spec", (), {"name": "x", "aliases": (), "plugin": "p"})()
+    reg.add(spec)
+    with pytest.raises(PluginError, match=f"^{SINGULAR[kind]} name 'x' is already registered by plugin 'p'$"):
+        reg.add(spec)
+    assert SINGULAR[kind] + "s" == kind or kind == "losses"

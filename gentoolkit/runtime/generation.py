@@ -282,11 +282,3 @@ def stream_text(
         piece = s.flush()
         if piece:
             yield i, piece
-
-
-def generate_text(decoder, tokenizer, prompts: Sequence[str], **kw) -> list[str]:
-    """The whole generated continuation of each prompt."""
-    out = [""] * len(prompts)
-    for i, piece in stream_text(decoder, tokenizer, prompts, **kw):
-        out[i] += piece
-    return out

@@ -34,7 +34,7 @@ def split(ids: np.ndarray, val_fraction: float, block_size: int) -> tuple[np.nda
 
 def loss_function(config):
     """The registered loss, with the options of [loss] that it accepts."""
-    fn = resolve(get_loss(config["loss"].name).impl)
+    fn = resolve(get_loss(config["loss"].name, family="autoregressive").impl)
     opts = {k: v for k, v in dataclasses.asdict(config["loss"]).items() if k != "name"}
     accepted = inspect.signature(fn).parameters
     opts = {k: v for k, v in opts.items() if k in accepted}

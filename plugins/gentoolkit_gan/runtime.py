@@ -51,9 +51,3 @@ class GeneratorModel:
         from .io import save_samples
 
         save_samples(samples, path, low=self.low, high=self.high)
-
-    def save_png(self, samples: np.ndarray, path: str) -> None:
-        self.save(samples, path if path.endswith(".png") else path + ".png")
-
-    def save_csv(self, samples: np.ndarray, path: str) -> None:
-        self.save(samples, path if path.endswith(".csv") else path + ".csv")

@@ -56,10 +56,7 @@ def fit_images(data: Samples, image_size: int | None, channels: int | None) -> t
 
 
 def gan_loss(config):
-    spec = get_loss(config["loss"].name)
-    if spec.family != "gan":
-        raise ConfigError(f"loss {spec.name!r} is for {spec.family} models; GAN losses: see 'gentool losses'")
-    return resolve(spec.impl)
+    return resolve(get_loss(config["loss"].name, family="gan").impl)
 
 
 class SampleMetrics:

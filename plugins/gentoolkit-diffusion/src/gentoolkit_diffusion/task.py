@@ -50,10 +50,7 @@ def normalization(data: Samples) -> tuple[np.ndarray, np.ndarray]:
 
 
 def diffusion_loss(config):
-    spec = get_loss(config["loss"].name)
-    if spec.family != "diffusion":
-        raise ConfigError(f"loss {spec.name!r} is for {spec.family} models; diffusion losses: see 'gentool losses'")
-    return resolve(spec.impl)
+    return resolve(get_loss(config["loss"].name, family="diffusion").impl)
 
 
 class DiffusionTask(SampleMetrics):
