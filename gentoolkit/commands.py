@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 
+from .contract import is_export
 from .errors import GentoolError
 from .plugins import get_model
 from .registry import resolve
@@ -19,11 +19,6 @@ def _entry(spec, what: str):
     if ref is None:
         raise GentoolError(f"model {spec.name!r} (plugin {spec.plugin!r}) does not support '{what}'")
     return resolve(ref)
-
-
-def is_export(path) -> bool:
-    p = Path(path)
-    return (p.is_dir() and (p / "gentoolkit.json").is_file()) or (p.is_file() and p.suffix == ".onnx")
 
 
 def _print_rows(rows: list[str], pieces) -> None:

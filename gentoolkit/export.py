@@ -8,8 +8,7 @@ does the rest for every family alike: ONNX conversion, fp16 or int8, graph
 optimization, ``onnx.checker``, parity against PyTorch in onnxruntime, the
 manifest (also written into the ONNX ``metadata_props``), and an atomic folder.
 
-The folder format is documented in docs/onnx-contract.md; bump
-``FORMAT_VERSION`` whenever it changes.
+The folder format is :mod:`gentoolkit.contract` (documented in docs/onnx-contract.md).
 """
 
 from __future__ import annotations
@@ -25,13 +24,11 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .contract import FORMAT_VERSION, MANIFEST, MODEL, PENDING, own_files
 from .errors import ExportError
 from .registry import resolve
 from .run import WEIGHTS, Run
 
-FORMAT_VERSION = 1
-MANIFEST = "gentoolkit.json"
-MODEL = "model.onnx"
 DEFAULT_ATOL = {"fp32": 1e-4, "fp16": 5e-2, "int8": 1.0}
 DEFAULT_OPSET = 17
 EXTERNAL_DATA_BYTES = 1_800_000_000  # stay clear of protobuf's 2 GB limit
@@ -238,33 +235,6 @@ def validate(plan: ExportPlan, path: Path, atol: float, log=print) -> dict[str, 
     for key, diff in worst.items():
         log(f"  {key:<24} max abs diff {diff:.3g}  (atol {atol:g})")
     return worst
-
-
-#: what exports wrote before their manifest listed its files
-LEGACY_FILES = frozenset({MANIFEST, MODEL, MODEL + ".data", "tokenizer.json", "tokenizer_config.json", "genai_config.json"})
-PENDING = ".gentoolkit-export-pending.json"  # names being moved in by an --overwrite export, until its manifest
-
-
-def own_files(folder: Path) -> set[str] | None:
-    """The names a previous export wrote in ``folder``, or None when ``folder`` holds no export."""
-    from .files import read_json
-
-    names: set[str] | None = None
-    try:
-        manifest = read_json(folder / MANIFEST)
-        if isinstance(manifest, dict) and "format_version" in manifest and "model_file" in manifest:
-            files = manifest.get("files")
-            ok = isinstance(files, list) and all(isinstance(f, str) for f in files)
-            names = (set(files) if ok else set(LEGACY_FILES)) | {MANIFEST}
-    except (OSError, ValueError):
-        pass
-    try:
-        pending = read_json(folder / PENDING)
-        if isinstance(pending, list) and all(isinstance(f, str) for f in pending):
-            names = (names or set()) | set(pending) | {PENDING}
-    except (OSError, ValueError):
-        pass
-    return names
 
 
 def check_target(out: Path, run_path: Path, overwrite: bool) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import faults
+from .contract import MANIFEST
 from .errors import RunError
 from .files import read_json, write_json, write_text
 
@@ -43,7 +44,7 @@ class Run:
         p = Path(path)
         if not p.exists():
             raise RunError(f"run folder {str(p)!r} does not exist; train one with 'gentool train MODEL --out {p}'")
-        if not (p / CONFIG).is_file() and (p / "gentoolkit.json").is_file():
+        if not (p / CONFIG).is_file() and (p / MANIFEST).is_file():
             raise RunError(f"{str(p)!r} is an export folder, not a training run; this command needs the run "
                            "folder of 'gentool train' (gentool sample takes either)")
         if not (p / CONFIG).is_file():

@@ -10,7 +10,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from gentoolkit.export import MANIFEST, export
+from gentoolkit.contract import MANIFEST
+from gentoolkit.export import export
 from gentoolkit.run import Run
 from gentoolkit.runtime.generation import generate_tokens, left_pad
 from gentoolkit_autoregressive.sample import TorchDecoder, load_run

@@ -13,164 +13,12 @@ third-party family brings its own.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+from ..contract import check_external_data, check_graph, read_manifest, validate_manifest
 from ..errors import GentoolError
-
-SUPPORTED_FORMATS = (1,)
-REQUIRED_KEYS = ("format_version", "family", "model", "model_file", "io", "runtime")
-#: manifest entries that model.onnx also carries in its metadata_props; the two must agree
-CROSS_CHECKED = ("format_version", "family", "model", "io", "runtime")
-_ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)",
-              "int32": "tensor(int32)", "bool": "tensor(bool)", "uint8": "tensor(uint8)"}
-
-
-def _metadata(session, where) -> dict[str, Any]:
-    """The manifest copy in model.onnx's metadata_props, JSON values decoded."""
-    try:
-        meta = session.get_modelmeta().custom_metadata_map
-    except UnicodeDecodeError:
-        raise GentoolError(f"{where}: model.onnx's metadata is damaged (not UTF-8); export the run again") from None
-    out: dict[str, Any] = {}
-    for key, value in meta.items():
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
-def _read_manifest(folder: Path, model_file: Path | None) -> dict[str, Any]:
-    manifest_path = folder / "gentoolkit.json"
-    if manifest_path.is_file():
-        from ..files import inside
-
-        inside(folder, "gentoolkit.json", "gentoolkit.json")  # not a link out of the folder
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise GentoolError(f"cannot read {manifest_path}: {exc}") from None
-        if not isinstance(manifest, dict):
-            raise GentoolError(f"{manifest_path} must hold a JSON object; export the run again")
-        return manifest
-    if model_file is None:
-        raise GentoolError(f"{str(folder)!r} is not a gentoolkit export (no gentoolkit.json); create one with 'gentool export RUN -o DIR'")
-    # a bare model.onnx: the manifest is also in its metadata_props
-    return _metadata(make_session(model_file), model_file)
-
-
-def _shape_ok(shape: Any) -> bool:
-    return isinstance(shape, list) and all(
-        isinstance(d, str) or (isinstance(d, int) and not isinstance(d, bool) and d >= 0) for d in shape)
-
-
-def validate_manifest(manifest: dict[str, Any], where: str) -> None:
-    """Check the manifest's keys and the types of what the host reads (each family checks its ``runtime``)."""
-    missing = [k for k in REQUIRED_KEYS if k not in manifest]
-    if missing:
-        raise GentoolError(f"{where} is not a gentoolkit export: its manifest lacks {', '.join(missing)}")
-    version = manifest["format_version"]
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise GentoolError(f"{where}: the manifest's format_version must be an integer, got {version!r}")
-    if version not in SUPPORTED_FORMATS:
-        raise GentoolError(f"{where} has export format {version}; this gentoolkit reads {SUPPORTED_FORMATS}: upgrade it")
-    bad = [k for k in ("family", "model", "model_file") if not isinstance(manifest[k], str) or not manifest[k]]
-    bad += [k for k in ("runtime",) if not isinstance(manifest[k], dict)]
-    bad += [k for k in ("sampler_defaults",) if not isinstance(manifest.get(k) or {}, dict)]
-    bad += [k for k in ("tokenizer",) if manifest.get(k) is not None and not isinstance(manifest[k], str)]
-    io = manifest["io"]
-    if not (isinstance(io, dict) and all(isinstance(io.get(side), list) for side in ("inputs", "outputs")) and all(
-            isinstance(e, dict) and isinstance(e.get("name"), str) and e.get("dtype") in _ORT_TYPES
-            and _shape_ok(e.get("shape")) for side in ("inputs", "outputs") for e in io[side])):
-        bad.append("io")
-    if bad:
-        raise GentoolError(f"{where}: the manifest's {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} malformed; "
-                           "export the run again")
-
-
-def check_graph(manifest: dict[str, Any], session, where: str) -> None:
-    """The manifest must describe the graph it sits beside: the same inputs and outputs (names, types,
-    ranks, fixed sizes) and, where model.onnx carries its own copy of the manifest, the same entries."""
-    graph = {"inputs": session.get_inputs(), "outputs": session.get_outputs()}
-    for side in ("inputs", "outputs"):
-        declared = {e["name"]: e for e in manifest["io"][side]}
-        actual = {a.name: a for a in graph[side]}
-        if set(declared) != set(actual):
-            extra, lacking = sorted(set(actual) - set(declared)), sorted(set(declared) - set(actual))
-            raise GentoolError(f"{where}: model.onnx does not match its manifest: the graph's {side} "
-                               f"{'add ' + ', '.join(extra[:4]) if extra else ''}"
-                               f"{'; ' if extra and lacking else ''}{'lack ' + ', '.join(lacking[:4]) if lacking else ''}; "
-                               "export the run again")
-        for name, entry in declared.items():
-            a = actual[name]
-            fixed = [(d, g) for d, g in zip(entry["shape"], a.shape) if isinstance(d, int) and isinstance(g, int)]
-            if a.type != _ORT_TYPES[entry["dtype"]] or len(a.shape) != len(entry["shape"]) or any(d != g for d, g in fixed):
-                raise GentoolError(f"{where}: {side[:-1]} {name!r} of model.onnx is {a.type} {list(a.shape)}, but the "
-                                   f"manifest says {entry['dtype']} {entry['shape']}; export the run again")
-    embedded = _metadata(session, where)
-    for key in CROSS_CHECKED:
-        if key in embedded and embedded[key] != manifest.get(key):
-            raise GentoolError(f"{where}: gentoolkit.json contradicts model.onnx's own copy of the manifest "
-                               f"({key}: {_short(manifest.get(key))} against {_short(embedded[key])}); "
-                               "export the run again")
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _tensors(graph) -> Any:
-    """Every tensor of a graph: initializers, sparse ones, and those in node attributes (Constant
-    nodes, and the subgraphs of If, Loop and Scan, recursively)."""
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("sparse_tensor"):
-                yield attr.sparse_tensor.values
-                yield attr.sparse_tensor.indices
-            for sparse in attr.sparse_tensors:
-                yield sparse.values
-                yield sparse.indices
-            if attr.HasField("g"):
-                yield from _tensors(attr.g)
-            for g in attr.graphs:
-                yield from _tensors(g)
-
-
-def check_external_data(model_file: Path) -> None:
-    """Refuse a graph that is not ONNX, or whose external data (anywhere in it) lies outside its folder.
-
-    Reads only the graph's protobuf (not the data) with the ``onnx`` package when it
-    is installed; an app without it relies on onnxruntime's own check.
-    """
-    try:
-        import onnx
-    except ImportError:  # pragma: no cover - onnx is a dependency of gentoolkit itself
-        return
-    from ..files import inside
-
-    try:
-        model = onnx.load(str(model_file), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and friends for a damaged file
-        raise GentoolError(f"{model_file} is not a readable ONNX model ({type(exc).__name__}); export the run again") from None
-    for tensor in _tensors(model.graph):
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                try:
-                    inside(model_file.parent, entry.value, "external data")
-                except GentoolError:
-                    raise GentoolError(f"{model_file} refers to external data outside its folder ({entry.value!r}); "
-                                       "refusing to load it") from None
 
 
 def make_session(model_file: Path, providers=None, threads: int | None = None):
@@ -219,7 +67,7 @@ def load(path: str | os.PathLike, providers: list | None = None, threads: int | 
     if model_file is not None:
         model_file = inside(folder, model_file.name, "the model file")
         check_external_data(model_file)
-    manifest = _read_manifest(folder, model_file)
+    manifest = read_manifest(folder, model_file)
     validate_manifest(manifest, str(p))
     if model_file is None:
         model_file = inside(folder, manifest["model_file"], "the manifest's model_file")
