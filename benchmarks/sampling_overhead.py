@@ -17,7 +17,7 @@ import torch
 
 from gentoolkit_autoregressive.config import GPTConfig
 from gentoolkit_autoregressive.model import build
-from gentoolkit_samplers.decoding import LogitsSampler
+from gentoolkit_autoregressive.samplers import LogitsSampler
 
 
 def per_call(fn, n=300) -> float:
@@ -59,15 +59,15 @@ def figure(run: str, path: str) -> None:
     prompt = "The return statement "
     with torch.no_grad():
         logits, _ = model(torch.tensor([tok.encode(prompt)]))
-    x = logits[0, -1].double().numpy()[None]
-    x[0, tok.pad_id] = -np.inf
-    top = np.argsort(-x[0])[:20]
+    x = logits[0, -1].double().numpy()
+    x[tok.pad_id] = -np.inf
+    top = np.argsort(-x)[:20]
     labels = [repr(tok.decode([int(i)]))[1:-1] or "?" for i in top]
     panels = []
     for name, s in [("temperature 1.0", LogitsSampler()), ("temperature 0.5", LogitsSampler(temperature=0.5)),
                     ("temperature 1.5", LogitsSampler(temperature=1.5)), ("top-p 0.5", LogitsSampler(top_p=0.5)),
                     ("top-k 5", LogitsSampler(top_k=5))]:
-        panels.append((name, s.probs(x)[0, top]))
+        panels.append((name, s.probs(x)[top]))
     distributions(panels, labels, path, title=f"next token after {prompt!r} (20 most likely)")
     print(f"wrote {path}")
 
@@ -83,8 +83,8 @@ def main():
     for vocab in (65, 50_000):
         step = decode_step_us(vocab)
         # Zipf-like logits (natural language is roughly Zipfian), in shuffled token order
-        x = (-1.1 * np.log(np.arange(1, vocab + 1)))[rng.permutation(vocab)][None].astype(np.float32) * 1.5
-        hist = rng.integers(0, vocab, (1, 64))
+        x = (-1.1 * np.log(np.arange(1, vocab + 1)))[rng.permutation(vocab)].astype(np.float32) * 1.5
+        hist = rng.integers(0, vocab, 64)
         g = np.random.default_rng(1)
         print(f"| {vocab} | (decode step, PyTorch, micro model) | {step:.0f} | 1.00 |")
         for name, s in SETTINGS.items():

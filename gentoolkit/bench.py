@@ -126,7 +126,7 @@ def bench_autoregressive(repeat: int = 5) -> list[dict]:
     import torch
 
     from gentoolkit_autoregressive.sample import TorchDecoder
-    from gentoolkit_samplers.decoding import make_greedy, make_sampler
+    from gentoolkit_autoregressive.samplers import make_greedy, make_sampler
 
     from .runtime import load
     from .runtime.generation import generate_tokens

@@ -59,6 +59,11 @@ def make_sampler(
             raise ConfigError(f"sampler {name!r} has no option {key!r}; its options: {', '.join(spec.options) or 'none'}")
         values[key] = coerce(text, spec.options[key], key, from_text=True)
     try:
-        return resolve(spec.factory)(**values)
+        sampler = resolve(spec.factory)(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"sampler {name!r}: {exc}") from None
+    if kind == "logits":
+        from .runtime.strategies import check_sampler
+
+        check_sampler(sampler, name)
+    return sampler

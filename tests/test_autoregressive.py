@@ -17,8 +17,8 @@ from gentoolkit import checkpoint
 from gentoolkit.run import Run
 from gentoolkit.runtime.generation import generate_tokens, left_pad
 from gentoolkit_autoregressive.sample import TorchDecoder, load_run
+from gentoolkit_autoregressive.samplers import make_greedy
 from gentoolkit_autoregressive.tokenizers_ import build_tokenizer, encode_corpus
-from gentoolkit_samplers.decoding import make_greedy
 
 from .conftest import FAST_TRAIN, ROOT, TINY, one_error_line, run_cli, train_tiny
 

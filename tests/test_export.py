@@ -15,7 +15,7 @@ from gentoolkit.export import export
 from gentoolkit.run import Run
 from gentoolkit.runtime.generation import generate_tokens, left_pad
 from gentoolkit_autoregressive.sample import TorchDecoder, load_run
-from gentoolkit_samplers.decoding import make_greedy
+from gentoolkit_autoregressive.samplers import make_greedy
 
 from .conftest import one_error_line, run_cli
 

@@ -15,10 +15,10 @@ from gentoolkit.run import Run
 from gentoolkit.training import Context
 from gentoolkit_gan.config import DCGANConfig, GANConfig
 from gentoolkit_gan.data import grid_modes, ring, ring_modes
+from gentoolkit_gan.latent import LatentSampler
 from gentoolkit_gan.metrics import digits_classifier, digits_metrics, diversity, mixture_metrics
 from gentoolkit_gan.models import build, latent_class
 from gentoolkit_gan.task import GANTask
-from gentoolkit_samplers.latent import LatentSampler
 
 from .conftest import one_error_line, run_cli
 

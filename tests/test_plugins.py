@@ -33,7 +33,7 @@ def register_models(register):
 @hookimpl
 def register_samplers(register):
     register(SamplerSpec(name="demo-greedy", kind="logits", description="Greedy, from a plugin.",
-                         factory="gentoolkit_samplers.decoding:make_greedy"))
+                         factory="gentoolkit_autoregressive.samplers:make_greedy"))
 
 @hookimpl
 def register_losses(register):

@@ -199,7 +199,7 @@ def test_two_trainings_into_one_folder_one_wins(tmp_path, corpus):
 
 # 5. hangs ---------------------------------------------------------------------------------------------
 def test_a_tiny_truncation_ends_and_keeps_the_distribution():
-    from gentoolkit_samplers.latent import LatentSampler
+    from gentoolkit_gan.latent import LatentSampler
 
     for t in (1e-12, 0.05, 0.5, 0.999, 1.0, 2.5):
         z = LatentSampler("truncated", t)(40_000, 5, np.random.default_rng(0))

@@ -11,8 +11,8 @@ from hypothesis.extra.numpy import arrays
 from gentoolkit import SamplerSpec, hookimpl
 from gentoolkit.plugins import get_plugin_manager
 from gentoolkit.sampling import make_sampler
-from gentoolkit_samplers.decoding import LogitsSampler, apply_top_p, greedy, process_logits, softmax
-from gentoolkit_samplers.latent import LatentSampler, lerp, slerp
+from gentoolkit_autoregressive.samplers import LogitsSampler, apply_top_p, process_logits, softmax
+from gentoolkit_gan.latent import LatentSampler, lerp, slerp
 
 from .conftest import one_error_line, run_cli
 
@@ -21,13 +21,11 @@ finite = st.integers(-240, 240).map(lambda i: i / 8)
 
 
 @st.composite
-def logits_batches(draw):
-    b = draw(st.integers(1, 4))
+def logits_rows(draw):
     v = draw(st.integers(1, 40))
-    x = draw(arrays(np.float32, (b, v), elements=finite))
-    # some -inf entries, never a whole row
-    holes = draw(arrays(np.bool_, (b, v)))
-    holes[:, 0] = False
+    x = draw(arrays(np.float32, (v,), elements=finite))
+    holes = draw(arrays(np.bool_, (v,)))  # some -inf entries, never all of them
+    holes[0] = False
     return np.where(holes, -np.inf, x).astype(np.float32)
 
 
@@ -42,102 +40,84 @@ options = st.fixed_dictionaries(
 
 
 @settings(max_examples=200, deadline=None)
-@given(logits_batches(), options, st.integers(-800, 800).map(lambda i: i / 8))
+@given(logits_rows(), options, st.integers(-800, 800).map(lambda i: i / 8))
 def test_processors_properties(x, opts, shift):
     out = process_logits(x, **opts)
     assert not np.isnan(out).any()
     p = softmax(out)
     kept = p > 0
-    assert kept.any(axis=1).all()  # at least one token survives
+    assert kept.any()  # at least one token survives
     assert np.isneginf(out[np.isneginf(x)]).all()  # excluded stays excluded
-    assert (kept[np.arange(len(x)), x.argmax(1)]).all()  # the most likely token is never removed
+    assert kept[x.argmax()]  # the most likely token is never removed
     if opts["top_k"] > 0:
-        kth = np.sort(x, axis=1)[:, -min(opts["top_k"], x.shape[1])][:, None]
+        kth = np.sort(x)[-min(opts["top_k"], len(x))]
         assert not (kept & (x < kth)).any()  # nothing below the k-th largest
-    pmax = softmax(x / opts["temperature"]).max(1, keepdims=True)
+    pmax = softmax(x / opts["temperature"]).max()
     assert not (kept & (softmax(x / opts["temperature"]) < opts["min_p"] * pmax * (1 - 1e-9))).any()
     shifted = softmax(process_logits(x.astype(np.float64) + shift, **opts))
     np.testing.assert_allclose(shifted, p, atol=1e-9)  # invariant to adding a constant
 
 
 @settings(max_examples=100, deadline=None)
-@given(logits_batches())
+@given(logits_rows())
 def test_greedy_is_argmax_and_temperature_zero_is_greedy(x):
-    assert (greedy(x) == x.argmax(1)).all()
     rng = np.random.default_rng(0)
-    assert (LogitsSampler(temperature=0)(x, None, rng) == x.argmax(1)).all()
-    assert (LogitsSampler(greedy=True)(x) == x.argmax(1)).all()
+    assert LogitsSampler(temperature=0)(x, None, rng) == x.argmax()
+    assert LogitsSampler(greedy=True)(x) == x.argmax()
+    assert LogitsSampler(greedy=True).argmax_only and not LogitsSampler(greedy=True, repetition_penalty=1.2).argmax_only
+    assert LogitsSampler(repetition_penalty=1.2).needs_history and not LogitsSampler().needs_history
 
 
 @settings(max_examples=100, deadline=None)
-@given(logits_batches(), options, st.integers(0, 2**31))
+@given(logits_rows(), options, st.integers(0, 2**31))
 def test_draws_only_kept_tokens_and_are_seeded(x, opts, seed):
     s = LogitsSampler(**opts)
     a = s(x, None, np.random.default_rng(seed))
     b = s(x, None, np.random.default_rng(seed))
-    assert (a == b).all()
-    assert (s.probs(x)[np.arange(len(x)), a] > 0).all()
+    assert a == b and isinstance(a, int)
+    assert s.probs(x)[a] > 0
 
 
 @settings(max_examples=200, deadline=None)
-@given(logits_batches(), options, st.floats(0.5, 2.0), st.integers(0, 2**31))
-def test_a_row_draws_the_same_token_alone_as_in_a_batch(x, opts, penalty, seed):
-    # one row (what the decode loop passes) takes its own paths: a binary search in the draw, plain
-    # indexing in the repetition penalty; a batch counts and indexes by row
-    s = LogitsSampler(repetition_penalty=penalty, **opts)
-    history = np.random.default_rng(seed).integers(0, x.shape[1], (len(x), 5))
-    together = s(x, history, np.random.default_rng(seed))
-    for i in range(len(x)):
-        rng = np.random.default_rng(seed)
-        rng.random(i)  # row i draws the batch's i-th uniform
-        assert s(x[i : i + 1], history[i : i + 1], rng)[0] == together[i]
-
-
-@settings(max_examples=200, deadline=None)
-@given(logits_batches(), st.floats(1e-4, 0.999))
+@given(logits_rows(), st.floats(1e-4, 0.999))
 def test_top_p_keeps_the_same_tokens_sorting_a_short_row_whole_or_partitioning_a_long_one(x, p):
     x = x.astype(np.float64)
     # over 256 tokens top-p partitions the finite ones; excluded tokens do not change which are kept
-    padded = np.concatenate([x, np.full((len(x), 300), -np.inf)], axis=1)
-    probs = softmax(x)
-    for prow in probs:  # the sums of the two can differ in the last bit: no mass exactly at p
-        ps = np.sort(prow)[::-1]
-        assume(np.abs(np.cumsum(ps) - ps - p).min() > 1e-9)
-    np.testing.assert_array_equal(apply_top_p(padded, p)[:, : x.shape[1]], apply_top_p(x, p))
+    padded = np.concatenate([x, np.full(300, -np.inf)])
+    ps = np.sort(softmax(x))[::-1]  # the sums of the two can differ in the last bit: no mass exactly at p
+    assume(np.abs(np.cumsum(ps) - ps - p).min() > 1e-9)
+    np.testing.assert_array_equal(apply_top_p(padded.copy(), p)[: len(x)], apply_top_p(x.copy(), p))
 
 
 def test_edge_cases():
-    x = np.array([[1.0, 3.0, 2.0, 3.0]])
+    x = np.array([1.0, 3.0, 2.0, 3.0])
     assert np.isfinite(process_logits(x, top_k=100)).all()  # k larger than the vocabulary
     assert np.isfinite(process_logits(x, top_k=0)).all()
     assert np.isfinite(process_logits(x, top_p=1.0)).all()
     tiny = process_logits(x, top_p=1e-9)
-    assert np.isfinite(tiny).sum() == 1 and np.isfinite(tiny[0, 1])  # only the first of the tied best
+    assert np.isfinite(tiny).sum() == 1 and np.isfinite(tiny[1])  # only the first of the tied best
     assert np.isfinite(process_logits(x, top_k=1)).sum() == 2  # ties with the k-th are kept
-    eq = np.zeros((2, 5))
+    eq = np.zeros(5)
     np.testing.assert_allclose(softmax(process_logits(eq, top_k=2)), 0.2)  # all equal: all tied with the k-th
     # top-p breaks ties by token id: the lowest ids until the mass is reached
-    np.testing.assert_allclose(softmax(process_logits(eq, top_p=0.5))[0], [1 / 3, 1 / 3, 1 / 3, 0, 0])
-    assert greedy(eq).tolist() == [0, 0]  # greedy ties: lowest id
-    hist = np.array([[1]])
-    pen = process_logits(np.array([[1.0, 2.0, -1.0]]), repetition_penalty=2.0, history=hist)
-    assert pen[0, 1] == 1.0
-    assert process_logits(np.array([[1.0, -2.0]]), repetition_penalty=2.0, history=np.array([[1]]))[0, 1] == -4.0
+    np.testing.assert_allclose(softmax(process_logits(eq, top_p=0.5)), [1 / 3, 1 / 3, 1 / 3, 0, 0])
+    assert LogitsSampler(greedy=True)(eq) == 0  # greedy ties: lowest id
+    pen = process_logits(np.array([1.0, 2.0, -1.0]), repetition_penalty=2.0, history=np.array([1]))
+    assert pen[1] == 1.0
+    assert process_logits(np.array([1.0, -2.0]), repetition_penalty=2.0, history=np.array([1, 1]))[1] == -4.0
     with pytest.raises(ValueError, match="NaN"):
-        process_logits(np.array([[np.nan, 1.0]]))
+        process_logits(np.array([np.nan, 1.0]))
     with pytest.raises(ValueError, match="finite"):
-        process_logits(np.array([[-np.inf, -np.inf]]))
+        process_logits(np.array([-np.inf, -np.inf]))
     with pytest.raises(ValueError, match="top_p"):
         LogitsSampler(top_p=0)
 
 
 def test_same_seed_same_draws_on_float32_or_float64_logits():
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((3, 1000)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal(1000).astype(np.float32)
     s = LogitsSampler(temperature=0.9, top_p=0.9)
-    a = [s(x, None, np.random.default_rng(7)).tolist() for _ in range(3)]
-    b = s(x.astype(np.float64), None, np.random.default_rng(7)).tolist()
-    assert a[0] == a[1] == a[2] == b
+    a = [s(x, None, np.random.default_rng(7)) for _ in range(3)]
+    assert a[0] == a[1] == a[2] == s(x.astype(np.float64), None, np.random.default_rng(7))
 
 
 def test_latent_samplers():
@@ -173,11 +153,21 @@ def test_make_sampler_uses_defaults_flags_and_plugin_options():
 class ConstantSampler:
     """Always emits one fixed token id (a real, if silly, decoding strategy)."""
 
+    argmax_only = False
+    needs_history = False
+
     def __init__(self, token: int = 0):
         self.token = token
 
-    def __call__(self, logits, history=None, rng=None):
-        return np.full(logits.shape[0], self.token, dtype=np.int64)
+    def __call__(self, logits, history, rng):
+        return self.token
+
+
+class NoContract:
+    """A sampler that forgot the contract's attributes."""
+
+    def __call__(self, logits, history, rng):
+        return 0
 
 
 class ThrowawaySamplerPlugin:
@@ -185,6 +175,7 @@ class ThrowawaySamplerPlugin:
     def register_samplers(self, register):
         register(SamplerSpec(name="constant", kind="logits", description="Always one token.",
                              factory=ConstantSampler, options={"token": int}))
+        register(SamplerSpec(name="no-contract", kind="logits", description="x", factory=NoContract))
 
 
 def test_plugin_sampler_through_gentool_sample(gpt_run):
@@ -196,6 +187,8 @@ def test_plugin_sampler_through_gentool_sample(gpt_run):
         assert r.exit_code == 0, r.output
         assert r.output == "go" + "x" * 7 + "\n"  # byte tokenizer: id 120 is 'x'
         one_error_line(run_cli("sample", str(gpt_run), "--sampler", "constant", "--sampler-opt", "token=abc"))
+        assert "does not keep the sampler contract" in one_error_line(run_cli("sample", str(gpt_run), "--sampler",
+                                                                              "no-contract"))
     finally:
         pm.unregister(name="throwaway-sampler")
     one_error_line(run_cli("sample", str(gpt_run), "--sampler", "constant"))

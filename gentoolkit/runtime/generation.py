@@ -16,17 +16,20 @@ prefills again (so long generations continue at a cost of one prefill per
 ``context_length / 2`` tokens). Windows move by each row's own length, so a row
 gives the same tokens in a batch as alone.
 
-Randomness: row ``i`` of a batch draws from ``SeedSequence([seed, i])``, so a
-row's tokens do not depend on the other rows; ``seed=None`` takes fresh entropy.
+Choosing the tokens is a *strategy* (:mod:`gentoolkit.runtime.strategies`, which also writes
+down the sampler contract): every row's argmax at once for plain greedy decoding, or the
+sampler once per row, each row drawing from ``SeedSequence([seed, i])`` so that a row's tokens
+do not depend on the other rows (``seed=None`` takes fresh entropy).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+
+from . import strategies
 
 
 class Decoder(Protocol):
@@ -35,12 +38,6 @@ class Decoder(Protocol):
     def __call__(self, input_ids, attention_mask, position_ids, past) -> tuple[np.ndarray, Any]: ...
 
     def empty_past(self, batch: int) -> Any: ...
-
-
-def row_generators(seed: int | None, n: int) -> list[np.random.Generator]:
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % 2**63)
-    return [np.random.default_rng(np.random.SeedSequence([int(seed), i])) for i in range(n)]
 
 
 def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,108 +65,69 @@ def generate_tokens(
     should_stop: Callable[[int, list[int]], bool] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield one array ``[batch]`` of new token ids per step (``-1`` for rows that have stopped); read-only:
-    the loop feeds it to the next step."""
+    the loop feeds it to the next step. ``sampler`` keeps the contract of :mod:`.strategies`."""
+    n = len(prompts)
+    choose = strategies.for_sampler(sampler, n=n, pad_id=pad_id, seed=seed)
     ctx = int(decoder.context_length)
     keep = max(1, ctx // 2)
     bos = eos_id if eos_id is not None else pad_id
     tokens = [list(p) if len(p) else [bos] for p in prompts]
-    n = len(tokens)
+    lengths = [len(t) for t in tokens]
     # Each row's attention window starts at starts[i] and moves by that row's own length alone,
     # so a row generates the same tokens in any batch as it does by itself.
-    starts = [max(0, len(t) - ctx) for t in tokens]
+    starts = [max(0, length - ctx) for length in lengths]
     done = np.zeros(n, dtype=bool)
+    history = np.zeros((n, max(lengths) + max_new_tokens if choose.needs_history else 0), dtype=np.int64)
+    for i, t in enumerate(tokens if choose.needs_history else ()):
+        history[i, : len(t)] = t
+    # the attention mask grows by one column per step: views of one buffer, not a new array each step
+    mask_buf = np.empty((n, ctx), dtype=np.int64)
 
     def prefill():
         ids, mask, pos = left_pad([t[s:] for t, s in zip(tokens, starts)], pad_id)
         logits, past = decoder(ids, mask, pos, decoder.empty_past(n))
-        return logits, past, mask, pos[:, -1:]
-
-    logits, past, mask, last_pos = prefill()
-    columns = mask.shape[1]  # the attention mask's width: prompt window plus tokens fed since
-    advance = getattr(past, "advance", None)
-    new = np.full(n, -1, dtype=np.int64)
-    # plain greedy needs neither the history nor a per-row draw: one vectorized argmax
-    fast_greedy = bool(getattr(sampler, "is_greedy", False)) and getattr(sampler, "repetition_penalty", 1.0) == 1.0
-    rngs = [] if fast_greedy else row_generators(seed, n)
-    width = max(len(t) for t in tokens) + max_new_tokens
-    history = np.zeros((n, width), dtype=np.int64)  # the tokens so far, for samplers that look back
-    lengths = [len(t) for t in tokens]
-    for i, t in enumerate(tokens):
-        history[i, : len(t)] = t
-    active = list(range(n))  # rows still generating (kept as a list: rebuilt only when a row stops)
-    # the attention mask grows by one column per step: views of one buffer, not a new array each step
-    mask_buf = np.empty((n, ctx), dtype=np.int64)
-
-    def load_mask(prefilled: np.ndarray) -> None:
         mask_buf[:] = 1
-        mask_buf[:, : prefilled.shape[1]] = prefilled
+        mask_buf[:, : mask.shape[1]] = mask
+        return logits, past, mask.shape[1], pos[:, -1:]
 
-    load_mask(mask)
-    rows = np.arange(n)
+    # columns: the mask's width, the prompt window plus the tokens fed since
+    logits, past, columns, last_pos = prefill()
+    advance = getattr(past, "advance", None)
+    active = list(range(n))  # rows still generating (rebuilt only when a row stops)
+    keep_history = choose.needs_history
+    eos = -2 if eos_id is None else eos_id  # an int comparison every token (never a token: ids are >= 0)
     for step in range(max_new_tokens):
-        # Each numpy call here costs more than its arithmetic (onnxruntime has just evicted the
-        # interpreter's caches), so plain greedy over all rows is one argmax: padding (never a real
-        # token) is ruled out afterwards, for the rare row that picked it.
-        if fast_greedy and len(active) == n:
-            new = logits.argmax(-1)
-            # argmax stops at the first NaN, so the chosen value is finite only if the row was usable
-            if not (math.isfinite(logits.item(int(new[0]))) if n == 1 else np.isfinite(logits[rows, new]).all()):
-                raise broken_logits(step)
-        else:
-            logits[:, pad_id] = -np.inf  # the decoder's own array: the loop may write to it
-            if n == 1 and not fast_greedy:  # one row, still active: the sampler's answer is the step's array
-                new = sampler(logits, history[:, : lengths[0]], rngs[0])
-            else:
-                new = np.full(n, -1, dtype=np.int64)
-                for i in active:
-                    new[i] = (logits[i].argmax() if fast_greedy else
-                              sampler(logits[i : i + 1], history[i : i + 1, : lengths[i]], rngs[i])[0])
-                    if fast_greedy and not math.isfinite(logits[i, new[i]]):
-                        raise broken_logits(step)
+        new = choose(logits, active, history, lengths, step)
         stopped = False
         for i in active:
             t = int(new[i])
-            if t == pad_id:  # only plain greedy gets here with padding
-                logits[i, pad_id] = -np.inf
-                new[i] = t = int(logits[i].argmax())
             tokens[i].append(t)
-            if not fast_greedy:  # the history is for samplers that look back
+            if keep_history:
                 history[i, lengths[i]] = t
             lengths[i] += 1
-            if (eos_id is not None and t == eos_id) or (should_stop and should_stop(i, tokens[i])):
-                done[i] = True
-                stopped = True
+            if t == eos or (should_stop is not None and should_stop(i, tokens[i])):
+                done[i] = stopped = True
         yield new  # a new array each step; the loop reads it once more below, to feed it
         if stopped:
             active = [i for i in active if not done[i]]
         if not active or step == max_new_tokens - 1:
             return
-        # every row is left-padded to the mask's width, so a row's window is full only if the mask is
-        if columns >= ctx:
-            for i in [i for i in active if lengths[i] - 1 - starts[i] >= ctx]:
-                starts[i] = lengths[i] - keep
+        if columns >= ctx:  # every row is left-padded to the mask's width: a row's window is full only if the mask is
+            for i in active:
+                if lengths[i] - 1 - starts[i] >= ctx:
+                    starts[i] = lengths[i] - keep
             for i in np.flatnonzero(done):
                 starts[i] = max(starts[i], lengths[i] - keep)
-            logits, past, mask, last_pos = prefill()
-            columns = mask.shape[1]
+            logits, past, columns, last_pos = prefill()
             advance = getattr(past, "advance", None)
-            load_mask(mask)
             continue
         feed = new if len(active) == n else np.where(new < 0, pad_id, new)
         columns += 1
         if advance is not None:
             logits = advance(feed)
-            continue
-        mask = mask_view(mask_buf, columns)
-        last_pos = last_pos + 1  # (batch, 1)
-        logits, past = decoder(feed[:, None], mask, last_pos, past)
-
-
-def broken_logits(step: int) -> Exception:
-    from ..errors import ModelOutputError
-
-    return ModelOutputError(f"the model's logits hold NaN or infinity at new token {step + 1}: its weights are "
-                            "broken (train or export it again)")
+        else:
+            last_pos = last_pos + 1  # (batch, 1)
+            logits, past = decoder(feed[:, None], mask_view(mask_buf, columns), last_pos, past)
 
 
 def mask_view(buf: np.ndarray, width: int) -> np.ndarray:

@@ -4,7 +4,7 @@ Only torch-free modules are imported here; the model, trainer and sampler are
 named as ``"module:attribute"`` strings and imported when used.
 """
 
-from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, hookimpl
+from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
 
 from .config import GPT_PRESETS, LLAMA_PRESETS, SECTIONS, GPTConfig, LlamaConfig
 
@@ -67,6 +67,19 @@ def register_datasets(register):
             load=f"{_P}.data:pydoc_topics",
         )
     )
+
+
+_DECODE_OPTIONS = {"temperature": float, "top_k": int, "top_p": float, "min_p": float, "repetition_penalty": float}
+
+
+@hookimpl
+def register_samplers(register):
+    register(SamplerSpec(name="sample", kind="logits", factory=f"{_P}.samplers:make_sampler", options=_DECODE_OPTIONS,
+                         aliases=("multinomial",),
+                         description="Draw from the distribution after repetition penalty, temperature, top-k, top-p, min-p."))
+    register(SamplerSpec(name="greedy", kind="logits", factory=f"{_P}.samplers:make_greedy",
+                         options={"repetition_penalty": float},
+                         description="Always the most likely token (after the repetition penalty)."))
 
 
 @hookimpl

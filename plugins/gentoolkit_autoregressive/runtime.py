@@ -97,8 +97,17 @@ class _Slots:
         for i, name in enumerate(d.present_names):
             bind(name, present[i], output=True)
         self._values = values
-        self.run = d.session._sess.run_with_iobinding
-        self.binding = binding._iobinding
+        self.run, self.binding = bound_run(d.session, binding)
+
+
+def bound_run(session, binding):
+    """``(run, arg)`` such that ``run(arg, None)`` runs ``binding``: onnxruntime's C++ entry where this
+    version has one, else the public ``InferenceSession.run_with_iobinding``, which checks for WebGPU
+    graph capture on every call (its cost per decode step is in docs/performance.md)."""
+    inner, raw = getattr(session, "_sess", None), getattr(binding, "_iobinding", None)
+    if raw is not None and callable(getattr(inner, "run_with_iobinding", None)):
+        return inner.run_with_iobinding, raw
+    return session.run_with_iobinding, binding
 
 
 class StaticCache:
@@ -175,8 +184,9 @@ class OrtDecoder:
     """The exported graph as a decoder for the shared generation loop."""
 
     def __init__(self, session, runtime: dict[str, Any], fixed_buffers: bool = True):
-        """``fixed_buffers``: decode on the CPU through a :class:`StaticCache` (the fast path); ``False``
-        feeds a cache that grows by one slot per step, as onnxruntime-genai does."""
+        """Two decode paths: on the CPU, fixed buffers bound once (:class:`StaticCache`); on a GPU, or with
+        ``fixed_buffers=False``, a cache that grows by one slot per step through IO binding, as
+        onnxruntime-genai does (kept in device memory between steps)."""
         self.session = session
         self.context_length = int(runtime["context_length"])
         n = int(runtime["n_layer"])
@@ -187,12 +197,7 @@ class OrtDecoder:
         self.vocab_size = int(runtime["vocab_size"])
         self.device = "cuda" if "CUDAExecutionProvider" in session.get_providers() else "cpu"
         self._empty: dict[int, np.ndarray] = {}
-        # InferenceSession.run checks the feed names in Python on every call (measured: 4% of a
-        # decode step here); the loop always feeds exactly the graph's inputs, so call the binding
-        # under it when this onnxruntime has one
-        inner = getattr(session, "_sess", None)
-        self._run = inner.run if hasattr(inner, "run") else session.run  # both: (names, feeds, run_options)
-        self._static = fixed_buffers and self.device == "cpu" and hasattr(inner, "run_with_iobinding")
+        self._static = fixed_buffers and self.device == "cpu"
         self._memories: list[_Memory] = []
         self._lock = threading.Lock()  # one loaded model may generate in several threads at once
 
@@ -215,23 +220,22 @@ class OrtDecoder:
         return [self._empty[batch]] * len(self.past_names)
 
     def __call__(self, input_ids, attention_mask, position_ids, past):
-        if not isinstance(past, StaticCache) and self._static and input_ids.shape[1] == 1 and past[0].shape[2] == 0:
-            past = StaticCache(self, input_ids.shape[0])  # a one-token prompt: its prefill is a decode step
         if isinstance(past, StaticCache):  # a decode step on the CPU: one call, nothing converted
             if input_ids.shape[1] != 1:
                 raise ValueError("a StaticCache takes one token per row and step; prefill again for more")
             return past.advance(input_ids[:, 0], position_ids, attention_mask[:, -1]), past
-        if self.device == "cpu":  # a prefill: plain run, whose cache then moves into fixed buffers
+        if self._static:  # a prefill on the CPU, whose cache then moves into fixed buffers
+            if input_ids.shape[1] == 1 and past[0].shape[2] == 0:  # a one-token prompt: a decode step
+                cache = StaticCache(self, input_ids.shape[0])
+                return cache.advance(input_ids[:, 0], position_ids, attention_mask[:, -1]), cache
             feeds = dict(zip(self.past_names, past), input_ids=input_ids, attention_mask=attention_mask,
                          position_ids=position_ids)
-            out = self._run(self.output_names, feeds, None)
-            if not self._static:
-                return out[0][:, -1], out[1:]
+            out = self.session.run(self.output_names, feeds)
             cache = StaticCache(self, input_ids.shape[0], attention_mask.shape[1])
             cache.load(out[1:], attention_mask, position_ids[:, -1:])
             return out[0][:, -1], cache
-        # on a GPU, IO binding keeps the cache in device memory (OrtValues) from step to step;
-        # only the logits come back to numpy
+        # IO binding keeps a growing cache where onnxruntime computes (OrtValues in device memory
+        # on a GPU) from step to step; only the logits come back to numpy
         binding = self.session.io_binding()
         binding.bind_cpu_input("input_ids", np.ascontiguousarray(input_ids))
         binding.bind_cpu_input("attention_mask", np.ascontiguousarray(attention_mask))

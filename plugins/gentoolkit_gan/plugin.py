@@ -1,6 +1,6 @@
 """Entry point of the built-in GAN family (``gentoolkit`` group, name ``gan``). Torch-free."""
 
-from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, hookimpl
+from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
 
 from .config import DCGAN_PRESETS, GAN_PRESETS, SECTIONS, DCGANConfig, GANConfig
 
@@ -57,6 +57,17 @@ def register_datasets(register):
                          description="25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (PacGAN's 2D-grid)."))
     register(DatasetSpec(name="digits", kind="images", load=f"{_P}.data:digits",
                          description="scikit-learn's 1,797 handwritten digits, 8x8, values 0..16."))
+
+
+@hookimpl
+def register_samplers(register):
+    register(SamplerSpec(name="normal", kind="latent", factory=f"{_P}.latent:make_normal",
+                         description="Standard normal latents."))
+    register(SamplerSpec(name="uniform", kind="latent", factory=f"{_P}.latent:make_uniform",
+                         description="Uniform latents on [-1, 1]."))
+    register(SamplerSpec(name="truncated", kind="latent", factory=f"{_P}.latent:make_truncated",
+                         options={"truncation": float},
+                         description="The standard normal cut to [-truncation, truncation] (the truncation trick)."))
 
 
 @hookimpl

@@ -53,7 +53,7 @@ def evaluate(run: Run, *, data: str | None = None, device: str = "cpu", seed: in
         tree["data"] = dataclasses.replace(tree["data"], path=data)
     _, samples = prepare(dict(tree))
     n = 10_000 if samples.name == "digits" else 2_500
-    from gentoolkit_samplers.latent import LatentSampler
+    from .latent import LatentSampler
 
     x = generate(G, LatentSampler("normal"), n, seed, device)
     return {"data": samples.name, "samples": n, **measure(samples, x)}
