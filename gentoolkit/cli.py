@@ -65,9 +65,11 @@ class GentoolGroup(click.Group):
     """A group that adds plugin commands and turns user errors into one line."""
 
     def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(get_registries().commands))
+        return sorted(set(super().list_commands(ctx)) | set(get_registries().commands) | {"sample"})
 
     def get_command(self, ctx, name):
+        if name == "sample":  # its flags come from the registered families
+            return sample_command()
         return super().get_command(ctx, name) or get_registries().commands.get(name)
 
     def invoke(self, ctx):
@@ -198,7 +200,7 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
 
 
 def unescape(text: str) -> str:
-    """A stop string as the user typed it, with ``\\n``, ``\\t``, ``\\r`` and ``\\\\`` read as escapes
+    """A string as the user typed it, with ``\\n``, ``\\t``, ``\\r`` and ``\\\\`` read as escapes
     (any other backslash, and every non-ASCII character, stays as it is)."""
     out, i = [], 0
     while i < len(text):
@@ -211,44 +213,51 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
-@cli.command()
-@click.argument("path", type=click.Path())
-@click.option("--prompt", "-p", multiple=True, help="Prompt text (repeatable: a batch). Default: empty.")
-@click.option("--max-new-tokens", type=Number(int, 1, 1_000_000), help="Tokens to generate (default: stored with the model).")
-@click.option("-n", "--num-samples", type=COUNT, default=1, show_default=True, help="Samples per prompt (GAN: samples).")
-@click.option("--seed", type=SEED, help="Seed: the same seed gives the same output in PyTorch and onnxruntime.")
-@click.option("--greedy", is_flag=True, help="Always pick the most likely token.")
-@click.option("--temperature", type=Number(float, 0), help="Divide logits by this (0 = greedy).")
-@click.option("--top-k", type=Number(int, 0), help="Keep the k most likely tokens (0 = off).")
-@click.option("--top-p", type=Number(float, 0, 1, low_open=True), help="Keep the smallest set of tokens with this much probability.")
-@click.option("--min-p", type=Number(float, 0, 1), help="Drop tokens less likely than min-p times the top token.")
-@click.option("--repetition-penalty", type=POSITIVE, help="Penalize tokens already seen (1 = off).")
-@click.option("--stop", multiple=True, help="Stop at this string (repeatable; \\n escapes allowed).")
-@click.option("--sampler", help="A registered sampler by name (see 'gentool samplers').")
-@click.option("--sampler-opt", multiple=True, metavar="KEY=VALUE", help="An option of --sampler (repeatable).")
-@click.option("--truncation", type=POSITIVE, help="GAN: truncation threshold for the latent (truncation trick).")
-@click.option("--out", "-o", type=click.Path(), help="GAN: write samples here (.png grid, .csv or .npy).")
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
-def sample(path, prompt, max_new_tokens, num_samples, seed, greedy, temperature, top_k, top_p, min_p,
-           repetition_penalty, stop, sampler, sampler_opt, truncation, out, device):
-    """Generate from a run folder (PyTorch) or an export folder (onnxruntime); same seed, same output."""
-    from .commands import sample_command
+def _click_option(opt, families: list[str]) -> click.Option:
+    """The flag of a family's :class:`~gentoolkit.registry.SampleOption`."""
+    decls = [opt.flag, *([opt.short] if opt.short else []), opt.name]
+    text = f"{opt.help} [{', '.join(families)}]"
+    if opt.type is bool:
+        return click.Option(decls, is_flag=True, default=None, help=text)
+    kind = Number(opt.type, opt.low, opt.high, low_open=opt.low_open) if opt.type in (int, float) else str
+    return click.Option(decls, type=kind, multiple=opt.multiple, default=None, help=text)
 
-    sample_command(
-        path,
-        prompts=list(prompt) or [""],
-        max_new_tokens=max_new_tokens,
-        num_samples=num_samples,
-        seed=seed,
-        greedy=greedy,
-        options={"temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
-                 "repetition_penalty": repetition_penalty, "truncation": truncation},
-        stop=[unescape(t) for t in stop],
-        sampler_name=sampler,
-        sampler_opts=sampler_opt,
-        out=out,
-        device=device,
-    )
+
+def sample_command() -> click.Command:
+    """``gentool sample``: the host's options, and a flag for every option a registered family declares."""
+    from .registry import merge_declared
+
+    regs = get_registries()
+    specs = sorted([*regs.runtimes, *regs.models], key=lambda s: getattr(s, "family", s.name))
+    declared = merge_declared(specs)
+    families = {name: sorted({getattr(s, "family", s.name) for s in specs if any(o.name == name for o in s.sample_options)})
+                for name in declared}
+
+    @click.command(name="sample", context_settings={"help_option_names": ["-h", "--help"]})
+    @click.argument("path", type=click.Path())
+    @click.option("-n", "--num-samples", type=COUNT, default=1, show_default=True,
+                  help="Samples (for text: per prompt).")
+    @click.option("--seed", type=SEED, help="Seed: the same seed gives the same output in PyTorch and onnxruntime.")
+    @click.option("--sampler", help="A registered sampler by name (see 'gentool samplers').")
+    @click.option("--sampler-opt", multiple=True, metavar="KEY=VALUE", help="An option of --sampler (repeatable).")
+    @click.option("--out", "-o", type=click.Path(), help="Write the samples here (.png, .csv or .npy), where the family writes files.")
+    @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+    def sample(path, num_samples, seed, sampler, sampler_opt, out, device, **options):
+        """Generate from a run folder (PyTorch) or an export folder (onnxruntime); same seed, same output.
+
+        The options below the host's come from the families (see 'gentool models'); one a family
+        does not take is an error naming those it does.
+        """
+        from .commands import sample_command as run
+
+        for name, value in options.items():
+            if declared[name].escapes and value:
+                options[name] = [unescape(v) for v in value] if declared[name].multiple else unescape(value)
+        run(path, n=num_samples, seed=seed, sampler=sampler, sampler_opts=sampler_opt, out=out, device=device,
+            options={k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()})
+
+    sample.params.extend(_click_option(opt, families[name]) for name, opt in declared.items())
+    return sample
 
 
 @cli.command(name="eval")
@@ -326,7 +335,7 @@ def plugin_new(name, parent):
     click.echo(f"next: pip install -e {path} && gentool plugins && python -m pytest {path / 'tests'}")
 
 
-reserved_command_names(set(cli.commands))
+reserved_command_names(set(cli.commands) | {"sample"})
 
 
 def main() -> None:

@@ -58,7 +58,7 @@ class PluginRecord:
 _pm: pluggy.PluginManager | None = None
 _import_failures: list[PluginRecord] = []
 _dist_of: dict[str, tuple[str | None, str | None]] = {}
-_cache: tuple[tuple[int, ...], Registries, list[PluginRecord]] | None = None
+_cache: dict[bool, tuple[tuple[int, ...], Registries, list[PluginRecord]]] = {}
 _warned: set[tuple[str, str]] = set()
 
 
@@ -145,9 +145,7 @@ def _call_one(pm: pluggy.PluginManager, plugin: object, hook: str, **kwargs: Any
     pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
 
 
-def _build() -> tuple[Registries, list[PluginRecord]]:
-    import click
-
+def _build(commands: bool = True) -> tuple[Registries, list[PluginRecord]]:
     pm = get_plugin_manager()
     regs = Registries()
     records: list[PluginRecord] = []
@@ -163,11 +161,12 @@ def _build() -> tuple[Registries, list[PluginRecord]]:
         )
         record = PluginRecord(name, dist, version, hooks=hooks)
         staged: dict[str, list] = {kind: [] for kind in KINDS}
-        group = click.Group()
+        group = _command_group() if commands else None
         try:
             for kind in KINDS:
                 _call_one(pm, plugin, f"register_{kind}", register=staged[kind].append)
-            _call_one(pm, plugin, "register_commands", cli=group)
+            if group is not None:
+                _call_one(pm, plugin, "register_commands", cli=group)
             trial = _trial_commit(regs, staged, group, name)
         except Exception as exc:
             record.error = _describe(exc)
@@ -176,16 +175,25 @@ def _build() -> tuple[Registries, list[PluginRecord]]:
             continue
         regs = trial
         record.registered = {kind: [s.name for s in staged[kind]] for kind in KINDS}
-        record.registered["commands"] = sorted(group.commands)
+        if group is not None:
+            record.registered["commands"] = sorted(group.commands)
         records.append(record)
     for failed in _import_failures:
         warn(failed)
     return regs, records + list(_import_failures)
 
 
+def _command_group():
+    import click
+
+    return click.Group()
+
+
 def _trial_commit(regs: Registries, staged: dict[str, list], group, plugin_name: str) -> Registries:
     """Return new registries holding ``regs`` plus ``staged``; raise without touching ``regs``."""
     import dataclasses
+
+    from .registry import merge_declared
 
     trial = Registries()
     for kind in KINDS:
@@ -198,9 +206,10 @@ def _trial_commit(regs: Registries, staged: dict[str, list], group, plugin_name:
                     f"register_{kind} got {type(spec).__name__}, expected gentoolkit.{expected.__name__}"
                 )
             trial.of(kind).add(dataclasses.replace(spec, plugin=plugin_name))
+    merge_declared([*trial.models, *trial.runtimes])  # one meaning per sample option
     trial.commands = dict(regs.commands)
     trial.command_owner = dict(regs.command_owner)
-    for cmd_name, cmd in group.commands.items():
+    for cmd_name, cmd in (group.commands if group is not None else {}).items():
         if cmd_name in _reserved:
             raise PluginError(f"command name {cmd_name!r} belongs to gentoolkit itself")
         if cmd_name in trial.commands:
@@ -213,19 +222,25 @@ def _trial_commit(regs: Registries, staged: dict[str, list], group, plugin_name:
     return trial
 
 
-def _state() -> tuple[Registries, list[PluginRecord]]:
-    global _cache
+def _state(commands: bool = True) -> tuple[Registries, list[PluginRecord]]:
     pm = get_plugin_manager()
     key = tuple(id(p) for p in pm.get_plugins())
-    if _cache is None or _cache[0] != key:
-        regs, records = _build()
-        _cache = (key, regs, records)
-    return _cache[1], _cache[2]
+    for want in ((True, False) if not commands else (True,)):  # the full registries serve both
+        hit = _cache.get(want)
+        if hit is not None and hit[0] == key:
+            return hit[1], hit[2]
+    regs, records = _build(commands)
+    _cache[commands] = (key, regs, records)
+    return regs, records
 
 
-def get_registries() -> Registries:
-    """The registries built from every successfully loaded plugin (rebuilt when plugins change)."""
-    return _state()[0]
+def get_registries(commands: bool = True) -> Registries:
+    """The registries built from every successfully loaded plugin (rebuilt when plugins change).
+
+    ``commands=False`` leaves out the ``register_commands`` hook, and with it click: what
+    ``gentoolkit.runtime`` asks for, so an app that only runs exports never builds the CLI.
+    """
+    return _state(commands)[0]
 
 
 def plugin_records() -> list[PluginRecord]:

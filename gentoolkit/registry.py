@@ -34,6 +34,45 @@ def resolve(ref: str | Callable | type) -> Any:
     return obj
 
 
+#: options of ``gentool sample`` that the host owns; a family may not declare these names
+HOST_SAMPLE_OPTIONS = ("path", "num_samples", "n", "seed", "sampler", "sampler_opt", "sampler_opts", "out", "device")
+
+
+@dataclass(frozen=True)
+class SampleOption:
+    """An option a family takes when it samples, declared as plain data.
+
+    ``gentool sample`` gets a flag for every option a registered model or runtime declares
+    (``top_p`` becomes ``--top-p``), checked against ``type`` (``int``, ``float``, ``str`` or
+    ``bool`` for a flag) and the range ``low``..``high`` (``low_open``: ``low`` itself
+    excluded). ``multiple``: repeatable, the values come as a list. ``sampler``: the option is
+    passed to the sampler (one of its own options, or a key of the family's ``choose`` map that
+    picks it); otherwise it is the family's own (a prompt, stop strings). ``escapes``: on the
+    command line ``\\n``, ``\\t``, ``\\r`` and ``\\\\`` are read as escapes.
+    """
+
+    name: str
+    type: type = float
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    multiple: bool = False
+    short: str | None = None
+    sampler: bool = True
+    escapes: bool = False
+
+    def __post_init__(self):
+        if self.type not in (int, float, str, bool):
+            raise PluginError(f"sample option {self.name!r}: type must be int, float, str or bool")
+        if self.name in HOST_SAMPLE_OPTIONS or not self.name.isidentifier():
+            raise PluginError(f"sample option {self.name!r} is taken by gentool sample itself, or not a name")
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A trainable model, as registered by ``register_models``.
@@ -43,9 +82,9 @@ class ModelSpec:
     ``sampler``). ``build(model_config, vocab_size=...)`` returns the network,
     ``trainer`` is the family's training task (see :mod:`gentoolkit.training`),
     and ``export`` describes the ONNX graph as plain data (see the export docs).
-    ``sampler_kind`` names the kind of sampler ``gentool sample`` builds for it
-    (``"logits"``, ``"latent"``, or a kind a plugin defines), and ``bench``
-    (optional) times one whole sample for ``gentool bench``'s side-by-side table.
+    ``sample(run, *, n, seed, out, device, sampler, sampler_opts, **options)`` samples from a
+    run folder, taking the ``sample_options`` it declares (:class:`SampleOption`), and
+    ``bench`` (optional) times one whole sample for ``gentool bench``'s side-by-side table.
     ``legacy`` maps config keys added after a release to the value that reproduces
     older run folders, whose ``config.json`` lacks them.
     """
@@ -62,16 +101,12 @@ class ModelSpec:
     export: str | Callable | None = None
     sample: str | Callable | None = None
     evaluate: str | Callable | None = None
-    sampler_kind: str | None = None  # default: "logits" for the autoregressive family, else "latent"
+    sample_options: tuple[SampleOption, ...] = ()
     bench: str | Callable | None = None
     aliases: tuple[str, ...] = ()
     plugin: str = ""
     # "section.key" -> the behaviour a run folder written before that key existed had (config.json lacks it)
     legacy: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.sampler_kind is None:
-            object.__setattr__(self, "sampler_kind", "logits" if self.family == "autoregressive" else "latent")
 
     @property
     def config_sections(self) -> dict[str, type]:
@@ -123,11 +158,16 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class RuntimeSpec:
-    """A torch-free driver for exported models of one family (see ``gentoolkit.runtime.load``)."""
+    """A torch-free driver for exported models of one family (see ``gentoolkit.runtime.load``).
+
+    The driver's ``cli_sample(*, n, seed, out, sampler, sampler_opts, **options)`` is what
+    ``gentool sample EXPORT`` calls, with the ``sample_options`` declared here.
+    """
 
     name: str  # the family it runs, as written in the export manifest
     description: str
     load: str | Callable
+    sample_options: tuple[SampleOption, ...] = ()
     aliases: tuple[str, ...] = ()
     plugin: str = ""
 
@@ -202,3 +242,18 @@ class Registries:
 
     def of(self, kind: str) -> Registry:
         return getattr(self, kind)
+
+
+def merge_declared(specs) -> dict[str, SampleOption]:
+    """Every sample option the registered ``specs`` declare, by name (the first declaration wins);
+    two plugins declaring one name differently is a :class:`PluginError`."""
+    out: dict[str, SampleOption] = {}
+    for spec in specs:
+        for opt in spec.sample_options:
+            seen = out.get(opt.name)
+            if seen is None:
+                out[opt.name] = opt
+            elif (seen.type, seen.multiple) != (opt.type, opt.multiple):
+                raise PluginError(f"sample option {opt.flag} of plugin {spec.plugin!r} is not the same as the one "
+                                  "another plugin declares (type or repeatable)")
+    return out

@@ -1,4 +1,12 @@
-"""Choosing and configuring a sampler from options (torch-free; the CLI and the runtime share it)."""
+"""Sampling options and samplers, resolved in one place (torch-free; runs, exports and the runtime API share it).
+
+A family declares the options it takes (:class:`~gentoolkit.registry.SampleOption`) and a
+``choose`` map that names its samplers: ``{"": "sample", "greedy": "greedy"}`` means the
+``sample`` sampler by default and ``greedy`` when the option ``greedy`` is given. Its run
+sampler (``ModelSpec.sample``) and its export driver (``cli_sample``, and the API methods)
+both call :func:`resolve_sampling`, so an option the family does not take is the same clear
+error on a run, on its export and from Python, and nothing is dropped in silence.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,22 @@ from typing import Any
 from .config import coerce
 from .errors import ConfigError
 from .plugins import get_registries
-from .registry import resolve
+from .registry import SampleOption, resolve
+
+
+def given_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The options actually given: not ``None``, not an empty repeatable, not an unset flag."""
+    return {k: v for k, v in values.items() if v is not None and v is not False and v != () and v != []}
+
+
+def check_options(given: Mapping[str, Any], declared: Sequence[SampleOption], family: str) -> None:
+    """Every given option must be one that the ``family``'s models declare."""
+    names = {o.name for o in declared}
+    unknown = [k for k in given if k not in names]
+    if unknown:
+        flag = "--" + unknown[0].replace("_", "-")
+        takes = ", ".join(o.flag for o in declared) or "none"
+        raise ConfigError(f"{flag} does not apply to {family} models; their sample options: {takes}")
 
 
 def make_sampler(
@@ -18,38 +41,39 @@ def make_sampler(
     defaults: Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
     sampler_opts: Sequence[str] = (),
-    greedy: bool = False,
+    choose: Mapping[str, str] | None = None,
 ):
     """Build a registered sampler of ``kind`` (``"logits"``, ``"latent"`` or a plugin's kind).
 
-    ``defaults`` are the model's stored sampler defaults (its ``[sampler]``
-    section, whose ``name`` key picks the sampler), ``options`` the values the
-    user gave (``None`` = not given), ``sampler_opts`` ``key=value`` strings for
-    a sampler's own options. Without ``name`` or a default one: ``greedy`` or
-    ``sample`` for logits, ``truncated`` (when a truncation is given) or
-    ``normal`` for latents; other kinds must name theirs.
+    ``defaults`` are the model's stored sampler defaults (its ``[sampler]`` section, whose
+    ``name`` key may pick the sampler), ``options`` the values given (``None`` = not given) and
+    ``sampler_opts`` ``key=value`` strings for a sampler's own options. The sampler is ``name``
+    if given, else the one ``choose`` maps the first given option to, else the stored default
+    name, else the one a stored option picks, else ``choose[""]``. A given option the sampler does not take is an error, unless it is the
+    key that chose the sampler; a stored default it does not take is left out.
     """
-    regs = get_registries().samplers
+    regs = get_registries(commands=False).samplers
     given = {k: v for k, v in (options or {}).items() if v is not None}
     defaults = dict(defaults or {})
     default_name = defaults.pop("name", None)
-    if name is None and kind == "logits":
-        name = "greedy" if greedy else "sample"
-    elif name is None and kind == "latent":
-        name = "truncated" if given.get("truncation") else (default_name or "normal")
-    elif name is None:
-        name = default_name
-        if name is None:
-            kinds = ", ".join(s.name for s in regs if s.kind == kind) or "none registered"
-            raise ConfigError(f"choose a {kind} sampler with --sampler ({kinds})")
+    choose = dict(choose or {})
+    chosen_by = None
+    if name is None:
+        chosen_by = next((k for k in choose if k and given.get(k)), None)
+        stored = next((k for k in choose if k and defaults.get(k)), None)
+        name = (choose[chosen_by] if chosen_by else default_name or (choose[stored] if stored else None)
+                or choose.get(""))
+    if name is None:
+        kinds = ", ".join(s.name for s in regs if s.kind == kind) or "none registered"
+        raise ConfigError(f"choose a {kind} sampler with --sampler ({kinds})")
     spec = regs.get(name)
     if spec.kind != kind:
         raise ConfigError(f"sampler {name!r} is a {spec.kind} sampler; this model needs a {kind} sampler")
-    values: dict[str, Any] = {}
-    for key, value in {**defaults, **given}.items():
+    values: dict[str, Any] = {k: v for k, v in defaults.items() if k in spec.options and v is not None}
+    for key, value in given.items():
         if key in spec.options:
             values[key] = value
-        elif key in given and key not in ("truncation",) and value is not None and name not in ("greedy",):
+        elif key != chosen_by:
             raise ConfigError(f"sampler {name!r} has no option {key!r}; its options: {', '.join(spec.options) or 'none'}")
     for expr in sampler_opts:
         key, sep, text = expr.partition("=")
@@ -67,3 +91,27 @@ def make_sampler(
 
         check_sampler(sampler, name)
     return sampler
+
+
+def resolve_sampling(
+    kind: str,
+    *,
+    declared: Sequence[SampleOption],
+    choose: Mapping[str, str],
+    given: Mapping[str, Any],
+    family: str,
+    defaults: Mapping[str, Any] | None = None,
+    sampler: str | None = None,
+    sampler_opts: Sequence[str] = (),
+) -> tuple[Any, dict[str, Any]]:
+    """``(sampler, the family's own options)`` for the options ``given`` by a user (CLI or API).
+
+    Checks them against ``declared`` (see :func:`check_options`), builds the sampler from the
+    sampler-side ones (:func:`make_sampler`) and returns the others (a prompt, stop strings).
+    """
+    given = given_options(given)
+    check_options(given, declared, family)
+    to_sampler = {o.name for o in declared if o.sampler}
+    sampler_obj = make_sampler(kind, name=sampler, defaults=defaults, sampler_opts=sampler_opts, choose=choose,
+                               options={k: v for k, v in given.items() if k in to_sampler})
+    return sampler_obj, {k: v for k, v in given.items() if k not in to_sampler}

@@ -20,6 +20,7 @@ GOOD = '''
 import click
 from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
 from gentoolkit_autoregressive.config import GPTConfig, SECTIONS, GPT_PRESETS
+from gentoolkit_autoregressive.options import TEXT_OPTIONS
 
 @hookimpl
 def register_models(register):
@@ -27,7 +28,7 @@ def register_models(register):
                        config=GPTConfig, sections=SECTIONS, presets=GPT_PRESETS, default_preset="nano",
                        build="gentoolkit_autoregressive.model:build",
                        trainer="gentoolkit_autoregressive.task:LanguageModelTask",
-                       sample="gentoolkit_autoregressive.sample:sample",
+                       sample="gentoolkit_autoregressive.sample:sample", sample_options=TEXT_OPTIONS,
                        evaluate="gentoolkit_autoregressive.sample:evaluate"))
 
 @hookimpl

@@ -227,7 +227,7 @@ def test_fixed_buffer_cache_matches_a_growing_cache(exports):
     assert len(capacities) > 1 and max(capacities) == lm.decoder.context_length  # it grew, up to the context
 
     def tokens(decoder):
-        steps = generate_tokens(decoder, prompts, sampler=make_sampler("logits", options={"temperature": 1.0}),
+        steps = generate_tokens(decoder, prompts, sampler=make_sampler("logits", options={"temperature": 1.0}, choose={"": "sample"}),
                                 max_new_tokens=2 * lm.decoder.context_length, pad_id=lm.tokenizer.pad_id, seed=5)
         return np.stack(list(steps))
 

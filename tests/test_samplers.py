@@ -138,16 +138,29 @@ def test_latent_samplers():
 
 
 def test_make_sampler_uses_defaults_flags_and_plugin_options():
-    s = make_sampler("logits", defaults={"temperature": 0.8, "top_p": 0.95}, options={"top_k": 5, "temperature": None})
+    from gentoolkit_autoregressive.options import CHOOSE as TEXT
+    from gentoolkit_gan.options import CHOOSE as LATENT
+
+    s = make_sampler("logits", defaults={"temperature": 0.8, "top_p": 0.95}, options={"top_k": 5, "temperature": None},
+                     choose=TEXT)
     assert s == LogitsSampler(temperature=0.8, top_p=0.95, top_k=5)
-    assert make_sampler("logits", greedy=True, defaults={"temperature": 0.8}).is_greedy
-    assert make_sampler("latent", options={"truncation": 0.7}) == LatentSampler("truncated", 0.7)
+    assert make_sampler("logits", options={"greedy": True}, defaults={"temperature": 0.8}, choose=TEXT).is_greedy
+    assert make_sampler("latent", options={"truncation": 0.7}, choose=LATENT) == LatentSampler("truncated", 0.7)
+    # a stored default picks the sampler as a given option would
+    assert make_sampler("latent", defaults={"truncation": 0.5}, choose=LATENT) == LatentSampler("truncated", 0.5)
     from gentoolkit.errors import ConfigError
 
     with pytest.raises(ConfigError, match="latent sampler"):
         make_sampler("logits", name="normal")
     with pytest.raises(ConfigError, match="no option 'bogus'"):
-        make_sampler("logits", sampler_opts=["bogus=1"])
+        make_sampler("logits", sampler_opts=["bogus=1"], choose=TEXT)
+    with pytest.raises(ConfigError, match="choose a logits sampler"):
+        make_sampler("logits")
+    # an option the chosen sampler does not take is an error, never dropped
+    with pytest.raises(ConfigError, match="sampler 'greedy' has no option 'temperature'"):
+        make_sampler("logits", options={"greedy": True, "temperature": 0.5}, choose=TEXT)
+    with pytest.raises(ConfigError, match="sampler 'normal' has no option 'truncation'"):
+        make_sampler("latent", name="normal", options={"truncation": 0.5}, choose=LATENT)
 
 
 class ConstantSampler:
@@ -192,3 +205,28 @@ def test_plugin_sampler_through_gentool_sample(gpt_run):
     finally:
         pm.unregister(name="throwaway-sampler")
     one_error_line(run_cli("sample", str(gpt_run), "--sampler", "constant"))
+
+
+@pytest.mark.parametrize("family, args, part", [
+    ("gpt", ["--truncation", "0.5"], "--truncation does not apply to autoregressive models; their sample options:"),
+    ("gan", ["--top-p", "0.5"], "--top-p does not apply to gan models"),
+    ("gan", ["-p", "hello"], "--prompt does not apply to gan models"),
+    ("gpt", ["--greedy", "--temperature", "0.5"], "sampler 'greedy' has no option 'temperature'"),
+    ("gpt", ["--out", "x.png"], "--out is for families that write files"),
+])
+def test_an_option_is_the_same_clear_error_on_a_run_its_export_and_in_python(family, args, part, exports, gpt_run,
+                                                                               gan_run):
+    from gentoolkit.errors import ConfigError, GentoolError
+    from gentoolkit.runtime import load
+
+    run = {"gpt": gpt_run, "gan": gan_run}[family]
+    lines = [one_error_line(run_cli("sample", str(p), *args)) for p in (run, exports[family])]
+    assert lines[0] == lines[1] and part in lines[0], lines
+    model = load(exports[family])
+    kwargs = {a.lstrip("-").replace("-", "_"): v for a, v in zip(args[::2], args[1::2])} if "--greedy" not in args \
+        else {"greedy": True, "temperature": 0.5}
+    if "out" in kwargs or "p" in kwargs:
+        return
+    with pytest.raises((ConfigError, GentoolError), match=part.replace("(", r"\(")):
+        (model.generate("a", **{k: float(v) for k, v in kwargs.items()}) if family == "gpt"
+         else model.sample(2, **{k: float(v) for k, v in kwargs.items()}))

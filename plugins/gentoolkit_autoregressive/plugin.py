@@ -7,6 +7,7 @@ named as ``"module:attribute"`` strings and imported when used.
 from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
 
 from .config import GPT_PRESETS, LLAMA_PRESETS, SECTIONS, GPTConfig, LlamaConfig
+from .options import TEXT_OPTIONS
 
 _P = "gentoolkit_autoregressive"
 
@@ -31,7 +32,7 @@ def register_models(register):
                 sample=f"{_P}.sample:sample",
                 evaluate=f"{_P}.sample:evaluate",
                 export=f"{_P}.export:plan",
-                sampler_kind="logits",
+                sample_options=TEXT_OPTIONS,
             )
         )
 
@@ -84,4 +85,5 @@ def register_samplers(register):
 
 @hookimpl
 def register_runtimes(register):
-    register(RuntimeSpec(name="autoregressive", description="Exported KV-cache decoders: generate() and stream() text.", load="gentoolkit_autoregressive.runtime:TextModel"))
+    register(RuntimeSpec(name="autoregressive", description="Exported KV-cache decoders: generate() and stream() text.",
+                         load="gentoolkit_autoregressive.runtime:TextModel", sample_options=TEXT_OPTIONS))

@@ -14,6 +14,8 @@ from gentoolkit.errors import GentoolError
 from gentoolkit.runtime.generation import stream_text
 from gentoolkit.runtime.tokenizer import TextTokenizer
 
+from .options import CHOOSE, FAMILY, TEXT_OPTIONS
+
 
 def capacities(context_length: int, first: int = 16) -> list[int]:
     """The cache capacities a generation climbs: ``first``, then about 1.5 times the last (a multiple
@@ -277,6 +279,46 @@ def check_decoder_io(io: dict[str, Any], rt: dict[str, Any], where) -> None:
         raise GentoolError(f"{where}: the manifest's runtime contradicts the graph ({problems[0]}); export the run again")
 
 
+def stream_rows(decoder, tokenizer, defaults: dict, prompts: list[str], *, seed, sampler, sampler_opts,
+                options: dict) -> Iterator[tuple[int, str]]:
+    """The text of one batch, ``(row, piece)`` as it comes, for any decoder (onnxruntime or PyTorch)."""
+    from gentoolkit.sampling import resolve_sampling
+
+    if "prompt" in options:
+        raise GentoolError("give the prompts as the first argument, not as prompt=")
+    s, rest = resolve_sampling("logits", declared=TEXT_OPTIONS, choose=CHOOSE, given=options, family=FAMILY,
+                               defaults=defaults, sampler=sampler, sampler_opts=sampler_opts)
+    n = rest.get("max_new_tokens", defaults.get("max_new_tokens", 200))
+    return stream_text(decoder, tokenizer, prompts, sampler=s, max_new_tokens=int(n), seed=seed, stop=rest.get("stop", ()))
+
+
+def cli_sample(decoder, tokenizer, defaults: dict, *, n: int, seed, out, sampler, sampler_opts, prompt, options: dict
+               ) -> None:
+    """What ``gentool sample`` prints for a run or an export: ``n`` continuations of every prompt; one
+    row streams as it comes, a batch prints when it is done."""
+    import sys
+
+    if out is not None:
+        raise GentoolError("text models print to the terminal: --out is for families that write files; "
+                           "redirect the text with '> FILE'")
+    rows = [p for p in (prompt or [""]) for _ in range(n)]
+    pieces = stream_rows(decoder, tokenizer, defaults, rows, seed=seed, sampler=sampler, sampler_opts=sampler_opts,
+                         options=options)
+    if len(rows) == 1:
+        sys.stdout.write(rows[0])
+        for _, piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return
+    texts = [""] * len(rows)
+    for i, piece in pieces:
+        texts[i] += piece
+    for i, (p, t) in enumerate(zip(rows, texts)):
+        print(f"--- sample {i + 1}")
+        print(p + t)
+
+
 class TextModel:
     """An exported language model: ``generate`` returns text, ``stream`` yields pieces as they come."""
 
@@ -300,20 +342,18 @@ class TextModel:
         self.decoder = OrtDecoder(session, rt)
         self.defaults = dict(manifest.get("sampler_defaults") or {})
 
-    def _sampler(self, greedy, sampler, sampler_opts, options):
-        from gentoolkit.sampling import make_sampler
-
-        return make_sampler("logits", name=sampler, defaults=self.defaults, options=options, sampler_opts=sampler_opts,
-                            greedy=greedy)
-
-    def stream_rows(self, prompts: Sequence[str], *, max_new_tokens: int | None = None, seed: int | None = None,
-                    stop: Sequence[str] = (), greedy: bool = False, sampler: str | None = None,
+    def stream_rows(self, prompts: Sequence[str], *, seed: int | None = None, sampler: str | None = None,
                     sampler_opts: Sequence[str] = (), **options) -> Iterator[tuple[int, str]]:
-        """``(row, piece)`` for a batch of prompts (left-padded and decoded together)."""
-        s = self._sampler(greedy, sampler, sampler_opts, options)
-        n = max_new_tokens if max_new_tokens is not None else int(self.defaults.get("max_new_tokens", 200))
-        return stream_text(self.decoder, self.tokenizer, list(prompts), sampler=s, max_new_tokens=n, seed=seed,
-                           stop=stop)
+        """``(row, piece)`` for a batch of prompts (left-padded and decoded together). ``options``:
+        ``max_new_tokens``, ``stop``, ``greedy``, ``temperature``, ``top_k``, ``top_p``, ``min_p``,
+        ``repetition_penalty`` (:data:`.options.TEXT_OPTIONS`); the export's defaults fill the rest."""
+        return stream_rows(self.decoder, self.tokenizer, self.defaults, list(prompts), seed=seed, sampler=sampler,
+                           sampler_opts=sampler_opts, options=options)
+
+    def cli_sample(self, *, n: int, seed, out, sampler, sampler_opts, prompt: Sequence[str] = (), **options) -> None:
+        """``gentool sample EXPORT``: ``n`` continuations of every prompt, printed."""
+        cli_sample(self.decoder, self.tokenizer, self.defaults, n=n, seed=seed, out=out, sampler=sampler,
+                   sampler_opts=sampler_opts, prompt=prompt, options=options)
 
     def stream(self, prompt: str = "", **kw) -> Iterator[str]:
         """Text pieces of one continuation, as they are generated."""

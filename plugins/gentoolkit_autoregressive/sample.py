@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
 
 import torch
 
 from gentoolkit.errors import RunError
 from gentoolkit.run import WEIGHTS, Run
-from gentoolkit.runtime.generation import stream_text
 from gentoolkit.runtime.tokenizer import TextTokenizer
 from gentoolkit.training import load_weights
 
 from .model import Transformer, build
+from .runtime import cli_sample
 
 
 class TorchDecoder:
@@ -47,11 +46,12 @@ def load_run(run: Run, device: str = "cpu"):
     return model.to(device).eval(), tok, tree
 
 
-def sample(run: Run, *, prompts: Sequence[str], sampler, max_new_tokens: int | None, seed, stop=(), device="cpu") -> Iterator[tuple[int, str]]:
-    """Registered as the model's ``sample`` entry: yields ``(row, text piece)``."""
-    model, tok, tree = load_run(run, device)
-    n = max_new_tokens if max_new_tokens is not None else tree["sampler"].max_new_tokens
-    return stream_text(TorchDecoder(model), tok, list(prompts), sampler=sampler, max_new_tokens=n, seed=seed, stop=stop)
+def sample(run: Run, *, n: int, seed, out, device: str = "cpu", sampler=None, sampler_opts=(), prompt=(),
+           **options) -> None:
+    """Registered as the model's ``sample`` entry: what ``gentool sample RUN`` prints."""
+    model, tok, _ = load_run(run, device)
+    cli_sample(TorchDecoder(model), tok, dict(run.config.get("sampler", {})), n=n, seed=seed, out=out, sampler=sampler,
+               sampler_opts=sampler_opts, prompt=prompt, options=options)
 
 
 def evaluate(run: Run, *, data: str | None = None, device: str = "cpu") -> dict:

@@ -3,6 +3,7 @@
 from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
 
 from .config import DCGAN_PRESETS, GAN_PRESETS, SECTIONS, DCGANConfig, GANConfig
+from .options import LATENT_OPTIONS
 
 _P = "gentoolkit_gan"
 
@@ -29,6 +30,7 @@ def register_models(register):
                 sample=f"{_P}.sample:sample",
                 evaluate=f"{_P}.sample:evaluate",
                 export=f"{_P}.export:plan",
+                sample_options=LATENT_OPTIONS,
                 legacy=legacy,
             )
         )
@@ -72,4 +74,5 @@ def register_samplers(register):
 
 @hookimpl
 def register_runtimes(register):
-    register(RuntimeSpec(name="gan", description="Exported generators: sample(n, seed, truncation).", load="gentoolkit_gan.runtime:GeneratorModel"))
+    register(RuntimeSpec(name="gan", description="Exported generators: sample(n, seed, truncation).",
+                         load="gentoolkit_gan.runtime:GeneratorModel", sample_options=LATENT_OPTIONS))

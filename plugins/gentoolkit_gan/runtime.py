@@ -29,24 +29,31 @@ class GeneratorModel:
         self.low, self.high = rt["low"], rt["high"]
         self.defaults = dict(manifest.get("sampler_defaults") or {})
 
-    def latents(self, n: int, seed: int | None = None, truncation: float | None = None, sampler: str | None = None,
-                sampler_opts=()) -> np.ndarray:
-        from gentoolkit.sampling import make_sampler
+    def latents(self, n: int, seed: int | None = None, sampler: str | None = None, sampler_opts=(),
+                **options) -> np.ndarray:
+        """``n`` latents from the sampler the options pick (``truncation``; the export's defaults fill the rest)."""
+        from gentoolkit.sampling import resolve_sampling
 
-        if truncation is None:
-            truncation = self.defaults.get("truncation")
-        s = make_sampler("latent", name=sampler, options={"truncation": truncation}, sampler_opts=sampler_opts)
+        from .options import CHOOSE, FAMILY, LATENT_OPTIONS
+
+        s, _ = resolve_sampling("latent", declared=LATENT_OPTIONS, choose=CHOOSE, given=options, family=FAMILY,
+                                defaults=self.defaults, sampler=sampler, sampler_opts=sampler_opts)
         return s(n, self.z_dim, np.random.default_rng(seed))
 
     def generate_from(self, z: np.ndarray, batch: int = 1024) -> np.ndarray:
         z = np.ascontiguousarray(z, dtype=np.float32)
         return np.concatenate([self.session.run(["samples"], {"z": z[i : i + batch]})[0] for i in range(0, len(z), batch)])
 
-    def sample(self, n: int = 1, seed: int | None = None, truncation: float | None = None, **kw) -> np.ndarray:
-        """``n`` samples: (n, d) vectors or (n, C, H, W) images."""
-        return self.generate_from(self.latents(n, seed, truncation, **kw))
+    def sample(self, n: int = 1, seed: int | None = None, **options) -> np.ndarray:
+        """``n`` samples: (n, d) vectors or (n, C, H, W) images. ``options``: ``truncation``, ``sampler``,
+        ``sampler_opts``."""
+        return self.generate_from(self.latents(n, seed, **options))
 
-    def save(self, samples: np.ndarray, path: str) -> None:
+    def cli_sample(self, *, n: int, seed, out, sampler, sampler_opts, **options) -> None:
+        """``gentool sample EXPORT``: the samples written to ``out`` (CSV on stdout without it)."""
+        self.save(self.sample(n, seed, sampler=sampler, sampler_opts=sampler_opts, **options), out)
+
+    def save(self, samples: np.ndarray, path: str | None) -> None:
         """Write samples as a .png grid or scatter, .csv or .npy (matplotlib only for .png)."""
         from .io import save_samples
 

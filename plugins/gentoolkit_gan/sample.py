@@ -32,10 +32,16 @@ def generate(G, sampler, n: int, seed, device="cpu") -> np.ndarray:
         return G(torch.from_numpy(z).to(device)).cpu().numpy()
 
 
-def sample(run: Run, *, n: int, sampler, seed, out=None, device="cpu") -> np.ndarray:
-    """Registered as the model's ``sample`` entry."""
+def sample(run: Run, *, n: int, seed, out=None, device="cpu", sampler=None, sampler_opts=(), **options) -> np.ndarray:
+    """Registered as the model's ``sample`` entry: ``gentool sample RUN``."""
+    from gentoolkit.sampling import resolve_sampling
+
+    from .options import CHOOSE, FAMILY, LATENT_OPTIONS
+
+    s, _ = resolve_sampling("latent", declared=LATENT_OPTIONS, choose=CHOOSE, given=options, family=FAMILY,
+                            defaults=run.config.get("sampler", {}), sampler=sampler, sampler_opts=sampler_opts)
     G, _ = load_generator(run, device)
-    x = generate(G, sampler, n, seed, device)
+    x = generate(G, s, n, seed, device)
     low = float(G.low) if hasattr(G, "low") else None
     high = float(G.high) if hasattr(G, "high") else None
     save_samples(x, out, low=low, high=high)

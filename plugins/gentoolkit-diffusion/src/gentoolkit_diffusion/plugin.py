@@ -7,6 +7,7 @@ and ``gentool plugins`` never import torch on this plugin's behalf.
 from gentoolkit import LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
 
 from .config import PRESETS, SECTIONS, DDPMConfig
+from .options import DIFFUSION_OPTIONS
 
 _P = "gentoolkit_diffusion"
 
@@ -27,7 +28,7 @@ def register_models(register):
             sample=f"{_P}.sample:sample",
             evaluate=f"{_P}.sample:evaluate",
             export=f"{_P}.export:plan",
-            sampler_kind="diffusion",
+            sample_options=DIFFUSION_OPTIONS,
             bench=f"{_P}.bench:one_sample",
         )
     )
@@ -51,5 +52,5 @@ def register_samplers(register):
 
 @hookimpl
 def register_runtimes(register):
-    register(RuntimeSpec(name="diffusion", load=f"{_P}.runtime:DiffusionModel",
+    register(RuntimeSpec(name="diffusion", load=f"{_P}.runtime:DiffusionModel", sample_options=DIFFUSION_OPTIONS,
                          description="Exported denoisers: sample(n, seed, steps, sampler, eta), the loop in numpy."))

@@ -30,30 +30,33 @@ class DiffusionModel:
         """Predicted noise in ``x`` at timesteps ``t`` (one ONNX pass)."""
         return self.session.run(["out_sample"], {"sample": x, "timestep": t})[0]
 
-    def sampler(self, sampler: str | None = None, steps: int | None = None, eta: float | None = None,
-                sampler_opts=()):
-        from gentoolkit.sampling import make_sampler
+    def sampler(self, sampler: str | None = None, sampler_opts=(), **options):
+        """The sampler the options pick (``steps``, ``eta``); the export's defaults fill the rest."""
+        from gentoolkit.sampling import resolve_sampling
 
-        return make_sampler("diffusion", name=sampler, defaults=self.defaults, options={"steps": steps, "eta": eta},
-                            sampler_opts=sampler_opts)
+        from .options import CHOOSE, DIFFUSION_OPTIONS, FAMILY
 
-    def sample(self, n: int = 1, seed: int | None = None, steps: int | None = None, sampler: str | None = None,
-               eta: float | None = None, truncation: float | None = None, sampler_opts=()) -> np.ndarray:
+        s, _ = resolve_sampling("diffusion", declared=DIFFUSION_OPTIONS, choose=CHOOSE, given=options, family=FAMILY,
+                                defaults=self.defaults, sampler=sampler, sampler_opts=sampler_opts)
+        return s
+
+    def sample(self, n: int = 1, seed: int | None = None, sampler: str | None = None, sampler_opts=(),
+               **options) -> np.ndarray:
         """``n`` samples: (n, d) vectors or (n, C, H, W) images.
 
         ``sampler`` is ``ddpm`` (ancestral) or ``ddim`` (deterministic); the default is the
         run's. ``steps`` is how many denoising passes (default: every timestep for ddpm,
         50 for ddim); ``eta`` is DDIM's noise (0 = deterministic).
         """
-        from gentoolkit.errors import GentoolError
-
         from .samplers import draw
 
-        if truncation is not None:
-            raise GentoolError("diffusion models have no truncation; use --sampler ddim and fewer steps instead")
-        s = self.sampler(sampler, steps, eta, sampler_opts)
+        s = self.sampler(sampler, sampler_opts, **options)
         return draw(self.denoise, s, n, self.shape, self.alphas_cumprod, seed, clip=self.clip, shift=self.shift,
                     scale=self.scale)
+
+    def cli_sample(self, *, n: int, seed, out, sampler, sampler_opts, **options) -> None:
+        """``gentool sample EXPORT``: the samples written to ``out`` (CSV on stdout without it)."""
+        self.save(self.sample(n, seed, sampler=sampler, sampler_opts=sampler_opts, **options), out)
 
     def save(self, samples: np.ndarray, path: str) -> None:
         """Write samples as a .png grid or scatter, .csv or .npy (matplotlib only for .png)."""

@@ -23,10 +23,17 @@ def load_denoiser(run: Run, device: str = "cpu"):
     return model.to(device).eval(), tree
 
 
-def sample(run: Run, *, n: int, sampler, seed, out=None, device="cpu") -> np.ndarray:
+def sample(run: Run, *, n: int, seed, out=None, device="cpu", sampler=None, sampler_opts=(), **options) -> np.ndarray:
     """Registered as the model's ``sample`` entry: ``gentool sample RUN``."""
+    from gentoolkit.sampling import resolve_sampling
+
+    from .options import CHOOSE, DIFFUSION_OPTIONS, FAMILY
+
+    defaults = {k: v for k, v in run.config.get("sampler", {}).items() if v is not None}
+    s, _ = resolve_sampling("diffusion", declared=DIFFUSION_OPTIONS, choose=CHOOSE, given=options, family=FAMILY,
+                            defaults=defaults, sampler=sampler, sampler_opts=sampler_opts)
     model, tree = load_denoiser(run, device)
-    x = draw_samples(model, tree["model"], sampler, n, seed, device)
+    x = draw_samples(model, tree["model"], s, n, seed, device)
     low, high = value_range(model, tree["model"])
     save_samples(x, out, low=low, high=high)
     return x
