@@ -52,9 +52,9 @@ print(json.dumps({k: statistics.median(v) for k, v in times.items()}))
 
 
 def make_export(folder: Path) -> Path:
-    from gentoolkit.bench import _ar_export
+    from gentoolkit_autoregressive.bench import export_for_bench
 
-    _, _, export = _ar_export(folder)
+    _, _, export = export_for_bench(folder)
     return export
 
 

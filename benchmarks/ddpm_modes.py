@@ -28,7 +28,7 @@ from gan_modes import mean_se  # the same table format (this folder is on sys.pa
 DDIM = """
 import json, sys
 from gentoolkit.run import Run
-from gentoolkit_gan.task import measure
+from gentoolkit.samples.evaluation import measure
 from gentoolkit_diffusion.sample import load_denoiser
 from gentoolkit_diffusion.samplers import make_ddim
 from gentoolkit_diffusion.task import prepare

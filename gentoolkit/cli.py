@@ -297,7 +297,7 @@ def export(run, out, opset, atol, dtype, quantize, optimize, no_validate, overwr
 @click.option("--small", is_flag=True, help="Tiny models and few steps (seconds, for CI); the output is not meaningful.")
 @click.option("--seed", type=SEED, default=1, show_default=True)
 def quickstart(out, small, seed):
-    """Train a gpt and a gan, export both to ONNX, run them without torch, and show the results."""
+    """Train each family's starter model, export it to ONNX, run it without torch, and show the results."""
     from .quickstart import report, run
 
     report(run(out, "small" if small else "default", seed))

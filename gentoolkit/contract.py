@@ -92,7 +92,8 @@ def validate_manifest(manifest: dict[str, Any], where: str) -> None:
     bad = [k for k in ("family", "model", "model_file") if not isinstance(manifest[k], str) or not manifest[k]]
     bad += [k for k in ("runtime",) if not isinstance(manifest[k], dict)]
     bad += [k for k in ("sampler_defaults",) if not isinstance(manifest.get(k) or {}, dict)]
-    bad += [k for k in ("tokenizer",) if manifest.get(k) is not None and not isinstance(manifest[k], str)]
+    files = manifest.get("files", [])
+    bad += [] if isinstance(files, list) and all(isinstance(f, str) for f in files) else ["files"]
     io = manifest["io"]
     if not (isinstance(io, dict) and all(isinstance(io.get(side), list) for side in ("inputs", "outputs")) and all(
             isinstance(e, dict) and isinstance(e.get("name"), str) and e.get("dtype") in _ORT_TYPES

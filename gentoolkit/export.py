@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,9 +50,9 @@ class ExportPlan:
     sampler_defaults: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str | bytes] = field(default_factory=dict)  # extra files to write beside the model
     quality: Callable[[Runner], dict[str, float]] | None = None  # e.g. validation loss through a runner
-    tokenizer: str | None = None
-    # node-name prefixes (module scopes, e.g. "/latent_class/") that --dtype fp16 keeps in float32, reading
-    # the float32 graph inputs themselves: arithmetic that needs float32's precision
+    manifest: dict[str, Any] = field(default_factory=dict)  # the family's own manifest entries (a tokenizer file)
+    # node-name prefixes (module scopes, "/name/") that --dtype fp16 keeps in float32, reading the float32
+    # graph inputs themselves: arithmetic that needs float32's precision
     fp32_scopes: tuple[str, ...] = ()
 
 
@@ -225,7 +226,7 @@ def validate(plan: ExportPlan, path: Path, atol: float, log=print) -> dict[str, 
         for step, (a, b) in enumerate(zip(case(pt_run), case(ort_run))):
             for out_name in a:
                 diff = float(np.max(np.abs(a[out_name] - b[out_name]))) if a[out_name].size else 0.0
-                key = out_name if not out_name.startswith("present.") else "present.*"
+                key = re.sub(r"\.\d+(\..*)?$", ".*", out_name)  # one line for every layer's present.{i}.key
                 worst[key] = max(worst.get(key, 0.0), diff)
                 if diff > atol or not np.isfinite(diff):
                     raise ExportError(
@@ -370,12 +371,15 @@ def export(
             "dtype": dtype,
             "quantize": quantize,
             "model_file": MODEL,
-            "tokenizer": plan.tokenizer,
             "config": run.config,
             "io": {"inputs": plan.inputs, "outputs": plan.outputs},
             "runtime": plan.runtime,
             "sampler_defaults": plan.sampler_defaults,
         }
+        taken = sorted(set(plan.manifest) & (set(manifest) | {"validation", "files"}))
+        if taken:
+            raise ExportError(f"the {spec.plugin} plugin's export sets manifest keys the export stage owns: {taken}")
+        manifest.update(plan.manifest)
         if check:
             log(f"validating {spec.name} in onnxruntime against PyTorch ({kind}):")
             manifest["validation"] = {"atol": atol, "max_abs_diff": validate(plan, path, atol, log)}

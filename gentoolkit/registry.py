@@ -83,8 +83,9 @@ class ModelSpec:
     ``trainer`` is the family's training task (see :mod:`gentoolkit.training`),
     and ``export`` describes the ONNX graph as plain data (see the export docs).
     ``sample(run, *, n, seed, out, device, sampler, sampler_opts, **options)`` samples from a
-    run folder, taking the ``sample_options`` it declares (:class:`SampleOption`), and
-    ``bench`` (optional) times one whole sample for ``gentool bench``'s side-by-side table.
+    run folder, taking the ``sample_options`` it declares (:class:`SampleOption`); ``bench``
+    (optional) times one whole sample for ``gentool bench``'s side-by-side table, and
+    ``quickstart`` (optional) is this model's step of ``gentool quickstart``.
     ``legacy`` maps config keys added after a release to the value that reproduces
     older run folders, whose ``config.json`` lacks them.
     """
@@ -103,6 +104,7 @@ class ModelSpec:
     evaluate: str | Callable | None = None
     sample_options: tuple[SampleOption, ...] = ()
     bench: str | Callable | None = None
+    quickstart: str | Callable | None = None
     aliases: tuple[str, ...] = ()
     plugin: str = ""
     # "section.key" -> the behaviour a run folder written before that key existed had (config.json lacks it)

@@ -12,11 +12,11 @@ import torch
 from gentoolkit import get_model
 from gentoolkit.config import build as build_config
 from gentoolkit.run import Run
+from gentoolkit.samples.data import grid_modes, ring, ring_modes
+from gentoolkit.samples.metrics import digits_classifier, digits_metrics, diversity, mixture_metrics
 from gentoolkit.training import Context
 from gentoolkit_gan.config import DCGANConfig, GANConfig
-from gentoolkit_gan.data import grid_modes, ring, ring_modes
 from gentoolkit_gan.latent import LatentSampler
-from gentoolkit_gan.metrics import digits_classifier, digits_metrics, diversity, mixture_metrics
 from gentoolkit_gan.models import build, latent_class
 from gentoolkit_gan.task import GANTask
 

@@ -22,12 +22,17 @@ def test_bench_reports_every_back_end():
     r = run_subprocess("bench", "--repeat", "1", "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout)
-    backends = [row["backend"] for row in res["autoregressive"]]
+    ar = res["families"]["autoregressive"]["rows"]
+    backends = [row["backend"] for row in ar]
     assert any("full recompute" in b for b in backends) and any("runtime" in b for b in backends)
-    assert all(row["tokens_per_s"] > 0 for row in res["autoregressive"])
-    runtime_rows = [row for row in res["autoregressive"] if row["backend"].startswith("gentoolkit.runtime")]
+    assert all(row["tokens_per_s"] > 0 for row in ar)
+    runtime_rows = [row for row in ar if row["backend"].startswith("gentoolkit.runtime")]
     assert len(runtime_rows) == 2  # greedy and sampled, each against onnxruntime-genai (a dev dependency)
     for row in runtime_rows:
         v = row["vs_genai"]
         assert v["rounds"] == 1 and v["low"] <= v["median"] <= v["high"] and v["median"] > 0
-    assert len(res["gan"]) == 2 and res["import_runtime_s"] > 0
+    assert len(res["families"]["gan"]["rows"]) == 2 and res["import_runtime_s"] > 0
+    # one headline row per family, brought by the family itself
+    assert sorted(r["family"] for r in res["one_sample"]) == sorted(res["families"])
+    printed = run_subprocess("bench", "--repeat", "1")
+    assert printed.returncode == 0 and "| gentoolkit.runtime (onnxruntime, KV cache) |" in printed.stdout

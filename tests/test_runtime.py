@@ -38,6 +38,7 @@ gan = rt.load({str(exports['gan'])!r})
 x = gan.sample(7, seed=0)
 gan.save(x, {str(tmp_path / 'x.csv')!r})
 assert "torch" not in sys.modules
+assert "click" not in sys.modules, "the runtime built the CLI's registry"
 print(repr(text), x.shape)
 """
     r = run_without_torch(code)

@@ -74,9 +74,9 @@ def load(path: str | os.PathLike, providers: list | None = None, threads: int | 
         if not model_file.is_file():
             raise GentoolError(f"{str(folder)!r} lacks its model file {manifest['model_file']!r}")
         check_external_data(model_file)
-    if manifest.get("tokenizer") is not None:
-        inside(folder, manifest["tokenizer"], "the manifest's tokenizer")
-    runtimes = get_registries().runtimes
+    for name in manifest.get("files") or ():
+        inside(folder, name, "a file the manifest lists")
+    runtimes = get_registries(commands=False).runtimes
     family = manifest["family"]
     if family not in runtimes:
         raise GentoolError(

@@ -191,7 +191,7 @@ def plan(run: Run) -> ExportPlan:
             ),
         },
         quality=quality,
-        tokenizer="tokenizer.json",
+        manifest={"tokenizer": "tokenizer.json"},
     )
 
 

@@ -33,6 +33,8 @@ def register_models(register):
                 evaluate=f"{_P}.sample:evaluate",
                 export=f"{_P}.export:plan",
                 sample_options=TEXT_OPTIONS,
+                bench=f"{_P}.bench:bench" if name == "gpt" else None,
+                quickstart=f"{_P}.quickstart:quickstart" if name == "gpt" else None,
             )
         )
 

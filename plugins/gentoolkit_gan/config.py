@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from gentoolkit.config import BaseTrainConfig, check_range
+from gentoolkit.samples.config import DataConfig
 
 
 def _check_common(z_dim, pack, ema):
@@ -66,16 +67,6 @@ class DCGANConfig:
             raise ValueError("model.image_size must be 8, 16, 32 or 64")
         if self.channels is not None and self.channels not in (1, 3):
             raise ValueError("model.channels must be 1 or 3")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    path: Optional[str] = "ring"  # ring, grid, digits, an image folder, or a .npy/.csv file
-    n_samples: int = 50_000  # points drawn for the generated mixtures (ring, grid)
-
-    def __post_init__(self):
-        if self.n_samples < 16:
-            raise ValueError("data.n_samples must be >= 16")
 
 
 @dataclass(frozen=True)

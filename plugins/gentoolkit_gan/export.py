@@ -13,7 +13,9 @@ from .sample import load_generator
 
 def plan(run: Run) -> ExportPlan:
     """Registered as the model's ``export`` entry."""
-    from .task import measure, prepare, reported
+    from gentoolkit.samples.evaluation import measure, reported
+
+    from .task import prepare
 
     G, tree = load_generator(run)
     z_dim = G.z_dim

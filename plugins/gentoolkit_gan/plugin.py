@@ -1,6 +1,6 @@
 """Entry point of the built-in GAN family (``gentoolkit`` group, name ``gan``). Torch-free."""
 
-from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
+from gentoolkit import LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
 
 from .config import DCGAN_PRESETS, GAN_PRESETS, SECTIONS, DCGANConfig, GANConfig
 from .options import LATENT_OPTIONS
@@ -31,6 +31,8 @@ def register_models(register):
                 evaluate=f"{_P}.sample:evaluate",
                 export=f"{_P}.export:plan",
                 sample_options=LATENT_OPTIONS,
+                bench=f"{_P}.bench:bench" if name == "gan" else None,
+                quickstart=f"{_P}.quickstart:quickstart" if name == "gan" else None,
                 legacy=legacy,
             )
         )
@@ -49,16 +51,6 @@ _LOSSES = [
 def register_losses(register):
     for name, attr, desc in _LOSSES:
         register(LossSpec(name=name, family="gan", description=desc, impl=f"{_P}.losses:{attr}"))
-
-
-@hookimpl
-def register_datasets(register):
-    register(DatasetSpec(name="ring", kind="vectors", load=f"{_P}.data:ring",
-                         description="8 Gaussians on a circle of radius 1, std 0.01 (PacGAN's 2D-ring)."))
-    register(DatasetSpec(name="grid", kind="vectors", load=f"{_P}.data:grid",
-                         description="25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (PacGAN's 2D-grid)."))
-    register(DatasetSpec(name="digits", kind="images", load=f"{_P}.data:digits",
-                         description="scikit-learn's 1,797 handwritten digits, 8x8, values 0..16."))
 
 
 @hookimpl

@@ -55,6 +55,6 @@ class GeneratorModel:
 
     def save(self, samples: np.ndarray, path: str | None) -> None:
         """Write samples as a .png grid or scatter, .csv or .npy (matplotlib only for .png)."""
-        from .io import save_samples
+        from gentoolkit.samples.io import save_samples
 
         save_samples(samples, path, low=self.low, high=self.high)

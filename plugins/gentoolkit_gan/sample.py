@@ -7,9 +7,9 @@ import torch
 
 from gentoolkit.errors import RunError
 from gentoolkit.run import WEIGHTS, Run
+from gentoolkit.samples.io import save_samples
 from gentoolkit.training import load_weights
 
-from .io import save_samples
 from .models import build
 
 
@@ -50,7 +50,9 @@ def sample(run: Run, *, n: int, seed, out=None, device="cpu", sampler=None, samp
 
 def evaluate(run: Run, *, data: str | None = None, device: str = "cpu", seed: int = 0) -> dict:
     """Registered as the model's ``evaluate`` entry: mode metrics on 2,500 (mixtures) or 10,000 (digits) samples."""
-    from .task import measure, prepare
+    from gentoolkit.samples.evaluation import measure
+
+    from .task import prepare
 
     G, tree = load_generator(run, device)
     if data is not None:

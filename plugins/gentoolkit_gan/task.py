@@ -11,12 +11,13 @@ import torch
 from gentoolkit import get_loss
 from gentoolkit.errors import ConfigError, DataError
 from gentoolkit.registry import resolve
+from gentoolkit.samples.data import Samples, fit_images, load
+from gentoolkit.samples.evaluation import SampleEvaluator
+from gentoolkit.samples.metrics import diversity
 from gentoolkit.training import Context, cosine_lr
 
 from .config import DCGANConfig
-from .data import Samples, load
 from .losses import gradient_penalty, r1_penalty
-from .metrics import digits_metrics, diversity, mixture_metrics
 from .models import build
 
 
@@ -39,48 +40,11 @@ def prepare(config: dict, *, resume_model=None) -> tuple[object, Samples]:
     return mcfg, data
 
 
-def fit_images(data: Samples, image_size: int | None, channels: int | None) -> tuple[int, int]:
-    """Resize ``data``'s images to ``image_size`` (default: their own size) in place; check size and channels."""
-    size = image_size or data.x.shape[-1]
-    if size not in (8, 16, 32, 64):
-        raise DataError(f"images are {data.x.shape[-1]} pixels; set model.image_size to 8, 16, 32 or 64")
-    if data.x.shape[-1] != size:
-        import torch.nn.functional as F
-
-        data.x = F.interpolate(torch.from_numpy(data.x), size=(size, size), mode="bilinear",
-                               align_corners=False).numpy()
-    channels = channels or data.x.shape[1]
-    if channels != data.x.shape[1]:
-        raise ConfigError(f"model.channels={channels} but the images have {data.x.shape[1]} channel(s)")
-    return int(size), int(channels)
-
-
 def gan_loss(config):
     return resolve(get_loss(config["loss"].name, family="gan").impl)
 
 
-class SampleMetrics:
-    """``evaluate`` and ``on_eval`` for a task that draws samples of ``self.data`` with ``generate(n, seed)``:
-    the mode metrics, the coverage alarm and the picture. The GAN and diffusion tasks share it."""
-
-    def evaluate(self, step: int) -> dict[str, float]:
-        train = self.ctx.config["train"]
-        samples = self.generate(train.eval_samples, train.seed + 3)
-        metrics = measure(self.data, samples)
-        frac = metric_coverage(metrics)
-        if frac is not None and frac < train.alarm_coverage:
-            self.ctx.alarm(step, f"mode collapse: only {frac:.0%} of the modes/classes captured")
-        self._last_samples = samples
-        return reported(metrics)
-
-    def on_eval(self, step: int) -> None:
-        samples = getattr(self, "_last_samples", None)
-        if samples is None:
-            samples = self.generate(self.ctx.config["train"].eval_samples, self.ctx.config["train"].seed + 3)
-        draw(self.data, samples, self.ctx.run.file("samples.png"), title=f"{self.ctx.spec.name}, step {step}")
-
-
-class GANTask(SampleMetrics):
+class GANTask:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         cfg = ctx.config
@@ -111,6 +75,7 @@ class GANTask(SampleMetrics):
         probe = np.random.default_rng(train.seed + 2)
         self.z_probe = torch.from_numpy(probe.standard_normal((256, mcfg.z_dim)).astype(np.float32)).to(dev)
         self.real_probe = self.data.x[probe.choice(len(self.data.x), size=min(256, len(self.data.x)), replace=False)]
+        self.evaluator = SampleEvaluator(ctx, self.data, self.generate)
 
     def batch(self) -> torch.Tensor:
         n = self.ctx.config["train"].batch_size
@@ -130,6 +95,12 @@ class GANTask(SampleMetrics):
     def state_dict(self):
         return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "data_rng": self.rng.bit_generator.state, "collapsed": self.collapsed}
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        return self.evaluator.evaluate(step)
+
+    def on_eval(self, step: int) -> None:
+        self.evaluator.draw(step)
 
     def load_state_dict(self, state):
         self.opt_g.load_state_dict(state["opt_g"])
@@ -200,38 +171,3 @@ class GANTask(SampleMetrics):
         g = torch.Generator(device="cpu").manual_seed(seed)
         z = torch.randn(n, self.cfg.z_dim, generator=g).to(self.ctx.device)
         return torch.cat([self.G_ema(z[i : i + 1000]) for i in range(0, n, 1000)]).cpu().numpy()
-
-
-def measure(data: Samples, samples: np.ndarray) -> dict:
-    """The metrics that fit the data: PacGAN for mixtures, the classifier for digits, diversity always."""
-    out: dict = {}
-    if data.modes is not None:
-        out.update(mixture_metrics(samples, data.modes, data.mode_std))
-    elif data.name == "digits":
-        out.update(digits_metrics(samples))
-    out["diversity"] = diversity(samples, data.x)
-    return out
-
-
-def reported(metrics: dict) -> dict[str, float]:
-    """The numbers worth logging: no ``*_total`` counts, no classifier accuracy (a property of the probe)."""
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not k.endswith("_total")
-            and k != "classifier_accuracy"}
-
-
-def metric_coverage(m: dict) -> float | None:
-    if "modes" in m:
-        return m["modes"] / m["modes_total"]
-    if "classes" in m:
-        return m["classes"] / m["classes_total"]
-    return None
-
-
-def draw(data: Samples, samples: np.ndarray, path, title: str = "") -> None:
-    from gentoolkit.plots import image_grid, scatter
-
-    if data.kind == "images":
-        image_grid(samples[:64], path, low=data.low, high=data.high, title=title)
-    elif samples.shape[1] >= 2:
-        real = data.x[np.random.default_rng(0).choice(len(data.x), size=min(2500, len(data.x)), replace=False)]
-        scatter(real, samples, path, title=title, modes=data.modes)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from gentoolkit.config import BaseTrainConfig
-from gentoolkit_gan.config import DataConfig  # the same data as the GAN: ring, grid, digits, folders, files
+from gentoolkit.samples.config import (
+    DataConfig,  # the same data as the GAN: ring, grid, digits, folders, files
+)
 
 SCHEDULES = ("linear", "cosine")
 

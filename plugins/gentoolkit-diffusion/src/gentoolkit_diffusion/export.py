@@ -36,7 +36,7 @@ def plan(run: Run) -> ExportPlan:
     edge["timestep"] = np.array([0, 1, cfg.timesteps - 2, cfg.timesteps - 1], dtype=np.int64)
 
     def quality(run_fn) -> dict:
-        from gentoolkit_gan.task import measure, reported
+        from gentoolkit.samples.evaluation import measure, reported
 
         from .samplers import draw, make_ddim
         from .task import prepare

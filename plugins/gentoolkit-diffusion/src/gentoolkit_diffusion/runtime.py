@@ -60,6 +60,6 @@ class DiffusionModel:
 
     def save(self, samples: np.ndarray, path: str) -> None:
         """Write samples as a .png grid or scatter, .csv or .npy (matplotlib only for .png)."""
-        from gentoolkit_gan.io import save_samples
+        from gentoolkit.samples.io import save_samples
 
         save_samples(samples, path, low=self.low, high=self.high)

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 
 from gentoolkit.run import WEIGHTS, Run
+from gentoolkit.samples.io import save_samples
 from gentoolkit.training import load_weights
-from gentoolkit_gan.io import save_samples
 
 from .models import build
 from .torch_sampling import draw_samples
@@ -54,8 +54,8 @@ def evaluate(run: Run, *, data: str | None = None, device: str = "cpu", seed: in
     Samples are drawn with the run's own sampler (its ``[sampler]`` section) unless
     ``sampler`` is given; ``n`` overrides the number of samples.
     """
+    from gentoolkit.samples.evaluation import measure
     from gentoolkit.sampling import make_sampler
-    from gentoolkit_gan.task import measure
 
     from .task import prepare
 

@@ -1,8 +1,8 @@
 """Training task of ``ddpm``, driven by gentoolkit's loop (run folder, resume, progress, metrics, pictures).
 
-The data, the mode metrics, the alarm and the pictures are the GAN family's
-(``gentoolkit_gan``: ``evaluate`` and ``on_eval`` come from its ``SampleMetrics``), so the
-two families are measured the same way.
+The data, the mode metrics, the alarm and the pictures are the host's sample toolkit
+(:mod:`gentoolkit.samples`: ``evaluate`` and ``on_eval`` go to its ``SampleEvaluator``), as
+for the GAN family, so the two are measured the same way.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import torch
 from gentoolkit import get_loss
 from gentoolkit.errors import ConfigError
 from gentoolkit.registry import resolve
+from gentoolkit.samples.data import Samples, fit_images, load
+from gentoolkit.samples.evaluation import SampleEvaluator
 from gentoolkit.training import Context, cosine_lr
-from gentoolkit_gan.data import Samples, load
-from gentoolkit_gan.task import SampleMetrics, fit_images
 
 from .config import DATA_DEFAULTS
 from .models import build
@@ -53,7 +53,7 @@ def diffusion_loss(config):
     return resolve(get_loss(config["loss"].name, family="diffusion").impl)
 
 
-class DiffusionTask(SampleMetrics):
+class DiffusionTask:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         cfg = ctx.config
@@ -83,10 +83,17 @@ class DiffusionTask(SampleMetrics):
         self.sqrt_1m_ac = torch.tensor(np.sqrt(1 - self.ac), dtype=torch.float32, device=ctx.device)
         self.rng = np.random.default_rng(train.seed)
         self.x = torch.from_numpy(x).float()
+        self.evaluator = SampleEvaluator(ctx, self.data, self.generate)
 
     # Task protocol -------------------------------------------------------------
     def weights(self):
         return {"ema": self.ema, "model": self.model}
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        return self.evaluator.evaluate(step)
+
+    def on_eval(self, step: int) -> None:
+        self.evaluator.draw(step)
 
     def state_dict(self):
         return {"opt": self.opt.state_dict(), "data_rng": self.rng.bit_generator.state}

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gentoolkit.errors import GentoolError
+from ..errors import GentoolError
 
 
 def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None) -> None:
     """Write samples by the extension of ``out`` (.png grid or scatter, .csv, .npy); CSV to stdout without one."""
-    from gentoolkit.files import atomic_path
+    from ..files import atomic_path
 
     if out is None:
         if x.ndim != 2:
@@ -31,7 +31,7 @@ def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None) -> None
         with atomic_path(path) as tmp:
             np.savetxt(tmp, x, delimiter=",", fmt="%.6g")
     elif suffix == ".png":
-        from gentoolkit.plots import image_grid, scatter
+        from ..plots import image_grid, scatter
 
         if x.ndim == 4:
             image_grid(x, path, low=low if low is not None else 0.0, high=high if high is not None else 1.0)

@@ -1,4 +1,4 @@
-"""GAN data: generated Gaussian mixtures, scikit-learn's digits, image folders, .npy/.csv vectors.
+"""Sample data: generated Gaussian mixtures, scikit-learn's digits, image folders, .npy/.csv vectors.
 
 Nothing is downloaded. Every loader returns a :class:`Samples`: the array, its
 kind, its value range and, for the mixtures, the true modes (for the PacGAN metrics).
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gentoolkit.errors import DataError
+from ..errors import ConfigError, DataError
 
 
 @dataclass
@@ -93,11 +93,28 @@ def vectors_file(path: Path) -> Samples:
     return Samples(x.astype(np.float32), "vectors", path.stem)
 
 
+def fit_images(data: Samples, image_size: int | None, channels: int | None) -> tuple[int, int]:
+    """Resize ``data``'s images to ``image_size`` (default: their own size) in place; check size and channels."""
+    size = image_size or data.x.shape[-1]
+    if size not in (8, 16, 32, 64):
+        raise DataError(f"images are {data.x.shape[-1]} pixels; set model.image_size to 8, 16, 32 or 64")
+    if data.x.shape[-1] != size:
+        import torch
+        import torch.nn.functional as F
+
+        data.x = F.interpolate(torch.from_numpy(data.x), size=(size, size), mode="bilinear",
+                               align_corners=False).numpy()
+    channels = channels or data.x.shape[1]
+    if channels != data.x.shape[1]:
+        raise ConfigError(f"model.channels={channels} but the images have {data.x.shape[1]} channel(s)")
+    return int(size), int(channels)
+
+
 def load(source: str | None, *, n_samples: int = 50_000, image_size: int | None = None,
          channels: int | None = None) -> Samples:
     """Resolve ``data.path``: a registered dataset, an image folder, or a .npy/.csv file."""
-    from gentoolkit import get_registries
-    from gentoolkit.registry import resolve
+    from ..plugins import get_registries
+    from ..registry import resolve
 
     source = source or "ring"
     path = Path(source)
@@ -105,7 +122,7 @@ def load(source: str | None, *, n_samples: int = 50_000, image_size: int | None 
         return image_folder(path, image_size or 32, channels)
     if path.is_file():
         if path.suffix.lower() not in (".npy", ".csv"):
-            raise DataError(f"{source!r}: GAN data files must be .npy or .csv (or give an image folder)")
+            raise DataError(f"{source!r}: sample data files must be .npy or .csv (or give an image folder)")
         return vectors_file(path)
     datasets = get_registries().datasets
     if source not in datasets:
@@ -113,5 +130,5 @@ def load(source: str | None, *, n_samples: int = 50_000, image_size: int | None 
         raise DataError(f"--data {source!r} is neither a file, a folder nor a dataset; vector/image datasets: {names}")
     spec = datasets.get(source)
     if spec.kind not in ("vectors", "images"):
-        raise DataError(f"dataset {source!r} holds {spec.kind}; GANs need vectors or images")
+        raise DataError(f"dataset {source!r} holds {spec.kind}; these models need vectors or images")
     return resolve(spec.load)(n_samples=n_samples)

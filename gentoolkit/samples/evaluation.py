@@ -1,0 +1,78 @@
+"""Evaluating a task that draws samples: the metrics that fit the data, the coverage alarm, the pictures.
+
+A sample family's training task holds a :class:`SampleEvaluator` (composition: the task keeps
+its own class) and forwards its ``evaluate`` and ``on_eval`` to it. The GAN and diffusion
+families use it alike; so can a third-party family whose data is points or images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .data import Samples
+from .metrics import digits_metrics, diversity, mixture_metrics
+
+
+class SampleEvaluator:
+    """``evaluate`` and ``draw`` for a task that draws samples of ``data`` with ``generate(n, seed)``."""
+
+    def __init__(self, ctx, data: Samples, generate: Callable[[int, int], np.ndarray]):
+        self.ctx, self.data, self.generate = ctx, data, generate
+        self._last: np.ndarray | None = None
+
+    def _samples(self) -> np.ndarray:
+        train = self.ctx.config["train"]
+        return self.generate(train.eval_samples, train.seed + 3)
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        """The metrics of ``train.eval_samples`` samples (seeded: the same latents every time), with
+        an alarm when the share of modes or classes captured falls below ``train.alarm_coverage``."""
+        samples = self._samples()
+        metrics = measure(self.data, samples)
+        frac = metric_coverage(metrics)
+        if frac is not None and frac < self.ctx.config["train"].alarm_coverage:
+            self.ctx.alarm(step, f"mode collapse: only {frac:.0%} of the modes/classes captured")
+        self._last = samples
+        return reported(metrics)
+
+    def draw(self, step: int) -> None:
+        """``samples.png`` in the run folder: the last evaluation's samples over the real data."""
+        samples = self._last if self._last is not None else self._samples()
+        draw(self.data, samples, self.ctx.run.file("samples.png"), title=f"{self.ctx.spec.name}, step {step}")
+
+
+def measure(data: Samples, samples: np.ndarray) -> dict:
+    """The metrics that fit the data: PacGAN for mixtures, the classifier for digits, diversity always."""
+    out: dict = {}
+    if data.modes is not None:
+        out.update(mixture_metrics(samples, data.modes, data.mode_std))
+    elif data.name == "digits":
+        out.update(digits_metrics(samples))
+    out["diversity"] = diversity(samples, data.x)
+    return out
+
+
+def reported(metrics: dict) -> dict[str, float]:
+    """The numbers worth logging: no ``*_total`` counts, no classifier accuracy (a property of the probe)."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not k.endswith("_total")
+            and k != "classifier_accuracy"}
+
+
+def metric_coverage(m: dict) -> float | None:
+    if "modes" in m:
+        return m["modes"] / m["modes_total"]
+    if "classes" in m:
+        return m["classes"] / m["classes_total"]
+    return None
+
+
+def draw(data: Samples, samples: np.ndarray, path, title: str = "") -> None:
+    from ..plots import image_grid, scatter
+
+    if data.kind == "images":
+        image_grid(samples[:64], path, low=data.low, high=data.high, title=title)
+    elif samples.shape[1] >= 2:
+        real = data.x[np.random.default_rng(0).choice(len(data.x), size=min(2500, len(data.x)), replace=False)]
+        scatter(real, samples, path, title=title, modes=data.modes)
