@@ -18,6 +18,10 @@ from . import __version__
 from .errors import GentoolError
 from .plugins import get_registries, plugin_records, reserved_command_names
 
+#: what the ``train`` extra brings (import name -> what it is), for the line an app install prints
+TRAIN_MODULES = {"torch": "PyTorch", "onnx": "onnx", "onnxscript": "onnxscript", "safetensors": "safetensors",
+                 "tqdm": "tqdm", "matplotlib": "matplotlib", "sklearn": "scikit-learn"}
+
 
 class Number(click.ParamType):
     """A finite number in a range: click's own ranges let ``nan`` and ``inf`` through."""
@@ -75,6 +79,13 @@ class GentoolGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            top = (exc.name or "").split(".")[0]
+            if top not in TRAIN_MODULES:
+                raise
+            raise click.ClickException(f"'gentool {ctx.invoked_subcommand}' needs {TRAIN_MODULES[top]}, which this "
+                                       "install lacks (an app install runs exports only): pip install "
+                                       "'gentoolkit[train]'") from None
         except GentoolError as exc:
             if os.environ.get("RANK", "0") != "0":  # under torchrun, worker 0 alone says it
                 raise click.exceptions.Exit(1) from None

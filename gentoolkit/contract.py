@@ -136,54 +136,107 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _tensors(graph) -> Any:
-    """Every tensor of a graph: initializers, sparse ones, and those in node attributes (Constant
-    nodes, and the subgraphs of If, Loop and Scan, recursively)."""
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("sparse_tensor"):
-                yield attr.sparse_tensor.values
-                yield attr.sparse_tensor.indices
-            for sparse in attr.sparse_tensors:
-                yield sparse.values
-                yield sparse.indices
-            if attr.HasField("g"):
-                yield from _tensors(attr.g)
-            for g in attr.graphs:
-                yield from _tensors(g)
+# Where tensors sit in ONNX's protobuf (onnx.proto3): the message each length-delimited field holds.
+# ModelProto.graph (7), .functions (25); GraphProto.node (1), .initializer (5), .sparse_initializer (15);
+# FunctionProto.node (7); NodeProto.attribute (5); AttributeProto.t (5), .g (6), .tensors (10),
+# .graphs (11), .sparse_tensor (22), .sparse_tensors (23); SparseTensorProto.values (1), .indices (2);
+# TensorProto.external_data (13); StringStringEntryProto.key (1), .value (2).
+_FIELDS = {
+    "model": {7: "graph", 25: "function"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse"},
+    "function": {7: "node"},
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
+    "sparse": {1: "tensor", 2: "tensor"},
+    "tensor": {13: "entry"},
+    "entry": {},
+}
+
+
+class _Truncated(Exception):
+    pass
+
+
+def _varint(buf, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise _Truncated
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _walk(buf, pos: int, end: int, kind: str, found: list[str], depth: int = 0) -> None:
+    """Collect the ``location`` of every external-data entry in the message ``buf[pos:end]``."""
+    if depth > 64:
+        raise _Truncated
+    fields = _FIELDS[kind]
+    key = value = None
+    while pos < end:
+        tag, pos = _varint(buf, pos, end)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _, pos = _varint(buf, pos, end)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            length, pos = _varint(buf, pos, end)
+            if pos + length > end:
+                raise _Truncated
+            if kind == "entry" and number in (1, 2):
+                text = bytes(buf[pos : pos + length]).decode("utf-8", "replace")
+                key, value = (text, value) if number == 1 else (key, text)
+            elif number in fields:
+                _walk(buf, pos, pos + length, fields[number], found, depth + 1)
+            pos += length
+        else:
+            raise _Truncated  # groups (3, 4) are not in ONNX's proto3 schema
+        if pos > end:
+            raise _Truncated
+    if kind == "entry" and key == "location" and value is not None:
+        found.append(value)
+
+
+def external_locations(model_file: Path) -> list[str]:
+    """Every external-data ``location`` in an ONNX file: initializers, sparse ones, and tensors in node
+    attributes (Constant nodes, the subgraphs of If, Loop and Scan, local functions), recursively.
+
+    Reads the protobuf's structure directly (the weights are skipped, not read), so the runtime
+    needs no ``onnx`` package; a file that is not a well-formed protobuf is an error.
+    """
+    import mmap
+
+    found: list[str] = []
+    with open(model_file, "rb") as fh:
+        size = fh.seek(0, 2)
+        if size == 0:
+            raise GentoolError(f"{model_file} is empty, not an ONNX model; export the run again")
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            try:
+                _walk(buf, 0, size, "model", found)
+            except _Truncated:
+                raise GentoolError(f"{model_file} is not a readable ONNX model (its protobuf is damaged); "
+                                   "export the run again") from None
+    return found
 
 
 def check_external_data(model_file: Path) -> None:
-    """Refuse a graph that is not ONNX, or whose external data (anywhere in it) lies outside its folder.
-
-    Reads only the graph's protobuf (not the data) with the ``onnx`` package when it
-    is installed; an app without it relies on onnxruntime's own check.
-    """
-    try:
-        import onnx
-    except ImportError:  # pragma: no cover - onnx is a dependency of gentoolkit itself
-        return
+    """Refuse a graph whose external data (anywhere in it) lies outside its folder, or a file that is not
+    a readable protobuf."""
     from .files import inside
 
-    try:
-        model = onnx.load(str(model_file), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and friends for a damaged file
-        raise GentoolError(f"{model_file} is not a readable ONNX model ({type(exc).__name__}); export the run again") from None
-    for tensor in _tensors(model.graph):
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                try:
-                    inside(model_file.parent, entry.value, "external data")
-                except GentoolError:
-                    raise GentoolError(f"{model_file} refers to external data outside its folder ({entry.value!r}); "
-                                       "refusing to load it") from None
+    for location in external_locations(model_file):
+        try:
+            inside(model_file.parent, location, "external data")
+        except GentoolError:
+            raise GentoolError(f"{model_file} refers to external data outside its folder ({location!r}); "
+                               "refusing to load it") from None
 
 
 def own_files(folder: Path) -> set[str] | None:
