@@ -147,6 +147,37 @@ def save_weights(path: Path, tensors: dict[str, Any]) -> None:
         save_file(tensors, str(tmp), metadata={"format": "pt", "gentoolkit": __version__})
 
 
+def save_run_weights(run, modules: dict[str, Any]) -> None:
+    """Write the modules' weights to ``RUN/model.safetensors`` in one step (tied weights once)."""
+    from .run import WEIGHTS
+
+    save_weights(run.file(WEIGHTS), flat_weights(modules))
+
+
+def load_weights(path: str | Path, modules: dict[str, Any]) -> None:
+    """Load ``model.safetensors`` into modules (tied weights are restored by the modules themselves)."""
+    load_tensors(read_weights(path), modules, str(path))
+
+
+def load_tensors(tensors: dict[str, Any], modules: dict[str, Any], where: str) -> None:
+    """Copy ``tensors`` (keys ``prefix.name``) into ``modules``; a clear error when they do not fit."""
+    for prefix, module in modules.items():
+        own = {
+            k[len(prefix) + 1 :] if prefix else k: v
+            for k, v in tensors.items()
+            if not prefix or k.startswith(prefix + ".")
+        }
+        try:
+            missing, unexpected = module.load_state_dict(own, strict=False)
+        except RuntimeError as exc:  # size mismatches
+            detail = " ".join(str(exc).split())
+            raise RunError(f"{where}: the weights do not fit the model that config.json describes ({detail[:300]})") from None
+        tied = getattr(module, "tied_keys", set())
+        missing = [m for m in missing if m not in tied]
+        if missing or unexpected:
+            raise RunError(f"{where}: weights do not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
 def _link_top_level(run_path: Path, weights: Path) -> None:
     """Make ``RUN/model.safetensors`` the checkpoint's weights in one rename (a hard link, or a copy)."""
     target = run_path / WEIGHTS

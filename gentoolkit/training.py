@@ -1,5 +1,8 @@
 """The host's training loop, shared by every family (built-in or third-party).
 
+Weights on disk are :mod:`gentoolkit.checkpoint`'s, workers under torchrun
+:mod:`gentoolkit.distributed`'s; this module is the loop itself.
+
 A family provides a *task* (see :class:`Task`): how to take one optimizer
 step, evaluate, draw pictures and save its state. The host owns everything
 else: the run folder, seeding, the progress bar, ``metrics.jsonl``, the loss
@@ -22,10 +25,14 @@ import numpy as np
 import torch
 
 from . import __version__
+from .checkpoint import load_tensors
+from .checkpoint import load_weights  # noqa: F401  (plugins imported it from here before gentoolkit.checkpoint)
+from .checkpoint import save_run_weights as save_weights  # noqa: F401  (the same)
 from .config import BaseTrainConfig  # noqa: F401  (re-exported)
+from .distributed import distributed_env, init_distributed, launch
 from .errors import ConfigError, RunError
 from .registry import ModelSpec, resolve
-from .run import WEIGHTS, Run
+from .run import Run
 
 
 def cosine_lr(step: int, *, lr: float, min_lr: float, warmup: int, total: int) -> float:
@@ -142,40 +149,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RunError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
     return torch.device(name)
-
-
-def save_weights(run: Run, modules: dict[str, torch.nn.Module]) -> None:
-    """Write the modules' weights to ``RUN/model.safetensors`` in one step (tied weights once)."""
-    from .checkpoint import flat_weights
-    from .checkpoint import save_weights as write_file
-
-    write_file(run.file(WEIGHTS), flat_weights(modules))
-
-
-def load_weights(path: str | Path, modules: dict[str, torch.nn.Module]) -> None:
-    """Load ``model.safetensors`` into modules (tied weights are restored by the modules themselves)."""
-    from .checkpoint import read_weights
-
-    load_tensors(read_weights(path), modules, str(path))
-
-
-def load_tensors(tensors: dict[str, torch.Tensor], modules: dict[str, torch.nn.Module], where: str) -> None:
-    """Copy ``tensors`` (keys ``prefix.name``) into ``modules``; a clear error when they do not fit."""
-    for prefix, module in modules.items():
-        own = {
-            k[len(prefix) + 1 :] if prefix else k: v
-            for k, v in tensors.items()
-            if not prefix or k.startswith(prefix + ".")
-        }
-        try:
-            missing, unexpected = module.load_state_dict(own, strict=False)
-        except RuntimeError as exc:  # size mismatches
-            detail = " ".join(str(exc).split())
-            raise RunError(f"{where}: the weights do not fit the model that config.json describes ({detail[:300]})") from None
-        tied = getattr(module, "tied_keys", set())
-        missing = [m for m in missing if m not in tied]
-        if missing or unexpected:
-            raise RunError(f"{where}: weights do not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
@@ -417,41 +390,6 @@ def train(
 
                 if dist.is_initialized():
                     dist.destroy_process_group()
-
-
-def launch(nproc: int, argv: list[str]) -> None:
-    """``gentool train --nproc-per-node N``: start N workers on this machine through torchrun."""
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import main as torchrun
-
-    try:
-        torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "gentoolkit", "train", *argv])
-    except ChildFailedError as exc:
-        raise RunError(f"a worker failed ({len(exc.failures)} of {nproc}); its own error is printed above") from None
-
-
-def distributed_env() -> tuple[int, int, int]:
-    """(world size, rank, local rank) as torchrun sets them; (1, 0, 0) in one process."""
-    import os
-
-    return (int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
-            int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def init_distributed(device: torch.device, local_rank: int) -> torch.device:
-    """Join the process group torchrun set up: NCCL on CUDA, gloo on the CPU."""
-    import torch.distributed as dist
-
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        try:
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        except Exception as exc:  # noqa: BLE001 - a wrong launch is a user error
-            raise RunError(f"cannot join the distributed group ({type(exc).__name__}: {exc}); "
-                           "check --rdzv-endpoint / MASTER_ADDR and MASTER_PORT, or use --standalone") from None
-    return device
 
 
 def train_from_cli(

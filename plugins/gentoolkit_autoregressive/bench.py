@@ -29,12 +29,12 @@ def export_for_bench(folder: Path):
     returns (model, tokenizer, export folder)."""
     import torch
 
+    from gentoolkit.checkpoint import save_run_weights as save_weights
     from gentoolkit.config import build as build_config
     from gentoolkit.config import to_dict
     from gentoolkit.export import export
     from gentoolkit.plugins import get_model
     from gentoolkit.run import Run
-    from gentoolkit.training import save_weights
 
     spec = get_model("gpt")
     tree = build_config(spec.config_sections, spec.presets["micro"],

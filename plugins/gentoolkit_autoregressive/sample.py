@@ -6,10 +6,10 @@ import math
 
 import torch
 
+from gentoolkit.checkpoint import load_weights
 from gentoolkit.errors import RunError
 from gentoolkit.run import WEIGHTS, Run
 from gentoolkit.runtime.tokenizer import TextTokenizer
-from gentoolkit.training import load_weights
 
 from .model import Transformer, build
 from .runtime import cli_sample

@@ -11,13 +11,13 @@ def bench(repeat: int = 5) -> dict:
     import torch
 
     from gentoolkit.bench import timed_together
+    from gentoolkit.checkpoint import save_run_weights as save_weights
     from gentoolkit.config import build as build_config
     from gentoolkit.config import to_dict
     from gentoolkit.export import export
     from gentoolkit.plugins import get_model
     from gentoolkit.run import Run
     from gentoolkit.runtime import load
-    from gentoolkit.training import save_weights
 
     from .models import build
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gentoolkit.checkpoint import load_weights
 from gentoolkit.errors import RunError
 from gentoolkit.run import WEIGHTS, Run
 from gentoolkit.samples.io import save_samples
-from gentoolkit.training import load_weights
 
 from .models import build
 

@@ -6,9 +6,9 @@ import dataclasses
 
 import numpy as np
 
+from gentoolkit.checkpoint import load_weights
 from gentoolkit.run import WEIGHTS, Run
 from gentoolkit.samples.io import save_samples
-from gentoolkit.training import load_weights
 
 from .models import build
 from .torch_sampling import draw_samples
