@@ -25,8 +25,10 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import load_tensors
-from .checkpoint import load_weights  # noqa: F401  (plugins imported it from here before gentoolkit.checkpoint)
+from .checkpoint import (
+    load_tensors,
+    load_weights,  # noqa: F401  (plugins imported it from here before gentoolkit.checkpoint)
+)
 from .checkpoint import save_run_weights as save_weights  # noqa: F401  (the same)
 from .config import BaseTrainConfig  # noqa: F401  (re-exported)
 from .distributed import distributed_env, init_distributed, launch
