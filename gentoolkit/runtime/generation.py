@@ -141,8 +141,8 @@ class TextStreamer:
 
     Decoding is incremental (the prefix/read offsets of Hugging Face's text-generation-inference):
     each token decodes a short window that starts at the last complete character, not the whole
-    row again, so a long generation does not pay a growing decode per token (measured: re-decoding
-    everything cost 30% of a 500-token generation).
+    row again, so a long generation does not pay a growing decode per token (docs/performance.md,
+    "Why the code looks this way").
     """
 
     def __init__(self, tokenizer, stop: Sequence[str] = ()):

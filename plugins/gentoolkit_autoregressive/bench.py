@@ -114,7 +114,7 @@ def bench(repeat: int = 5) -> dict:
                 def run():
                     params = og.GeneratorParams(og_model)
                     # a seed, as the runtime is given one: unseeded, each Generator draws its own from
-                    # std::random_device, which took 12 ms per Generator on one of our VMs (slow RDRAND);
+                    # std::random_device, slow on some VMs (docs/performance.md);
                     # min_length: every token is generated, as the runtime here does not stop at the end token
                     n = len(prompt) + NEW_TOKENS
                     params.set_search_options(max_length=n, min_length=n, random_seed=0, **search)

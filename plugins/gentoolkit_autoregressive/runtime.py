@@ -76,11 +76,11 @@ class _Slots:
         self.past = past[: L2 * B * H * capacity * D].reshape(L2, B, H, capacity, D)
         present = memory.present[: L2 * B * H * (capacity + 1) * D].reshape(L2, B, H, capacity + 1, D)
         self.new_kv = present[:, :, :, capacity]  # the new token's key and value in every layer
-        self.slot_views = [self.past[:, :, :, i] for i in range(capacity)]  # (measured: 0.28 against 0.44 µs a copy)
+        self.slot_views = [self.past[:, :, :, i] for i in range(capacity)]  # a copy into a view made once
         self.mask = np.zeros((B, capacity + 1), np.int64)  # the slots, then the new token's own column
         self.mask[:, capacity] = 1
         self.input_ids, self.position_ids, self.last_logits = memory.input_ids, memory.position_ids, memory.last_logits
-        # one row: element writes (measured: a fifth of an in-place add, a quarter of a column write)
+        # one row: element writes, cheaper than an in-place add or a column write
         self.single_position = memory.position_ids.reshape(-1) if B == 1 else None
         self.single_mask = self.mask.reshape(-1) if B == 1 else None
         binding = d.session.io_binding()

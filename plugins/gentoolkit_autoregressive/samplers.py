@@ -18,8 +18,7 @@ Edge cases, defined:
   any processor.
 * ``-inf`` logits stay excluded; a row with no finite logit, or any NaN, is an error.
 
-Each numpy call costs more than its arithmetic on a short row (0.5 to 1.5 µs), so the code
-keeps them few: one reduction checks for NaN and a finite maximum, the softmax works in an
+Each numpy call costs more than its arithmetic on a short row, so the code keeps them few: one reduction checks for NaN and a finite maximum, the softmax works in an
 array the sampler owns, and the draw is a binary search in the cumulative distribution.
 """
 
