@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -16,8 +17,8 @@ from gentoolkit.testing import run_without_torch as _run_without_torch
 from .conftest import ROOT, one_error_line, run_cli
 
 
-def run_without_torch(code: str) -> subprocess.CompletedProcess:
-    return _run_without_torch(code, cwd=ROOT)
+def run_without_torch(code: str, env=None) -> subprocess.CompletedProcess:
+    return _run_without_torch(code, cwd=ROOT, env=env)
 
 
 def test_the_torch_blocker_blocks_torch():
@@ -263,3 +264,12 @@ def test_one_model_generates_in_threads(exports):
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda job: lm.generate(job[0], seed=job[1], **kw), jobs))
     assert together == alone
+
+
+def test_a_family_samples_with_no_other_plugin_loaded(exports):
+    """Each family brings its own samplers: with only its plugin loaded, its exports still generate."""
+    for plugin, code in (("autoregressive", f"print(load({str(exports['gpt'])!r}).generate('a', max_new_tokens=3, seed=1) is not None)"),
+                         ("gan", f"print(load({str(exports['gan'])!r}).sample(3, seed=1, truncation=0.5).shape)")):
+        r = run_without_torch("from gentoolkit.runtime import load\n" + code,
+                              env={**os.environ, "GENTOOL_LOAD_PLUGINS": plugin})
+        assert r.returncode == 0 and r.stdout.strip() in ("True", "(3, 2)"), (plugin, r.stderr[-2000:])
