@@ -60,17 +60,25 @@ def generate_tokens(
     sampler: Callable,
     max_new_tokens: int,
     pad_id: int,
-    eos_id: int | None = None,
+    eos_id: int | Sequence[int] | None = None,
     seed: int | None = None,
     should_stop: Callable[[int, list[int]], bool] | None = None,
+    bos_id: int | None = None,
+    never_id: int | None | type[Ellipsis] = ...,
 ) -> Iterator[np.ndarray]:
     """Yield one array ``[batch]`` of new token ids per step (``-1`` for rows that have stopped); read-only:
-    the loop feeds it to the next step. ``sampler`` keeps the contract of :mod:`.strategies`."""
+    the loop feeds it to the next step. ``sampler`` keeps the contract of :mod:`.strategies`.
+
+    ``pad_id`` fills left padding; ``eos_id`` (one id or several) ends a row; ``bos_id`` (default:
+    the first end id, else padding) starts an empty prompt; ``never_id`` (default: ``pad_id``) is a
+    token no row may pick, or None where padding is also a real token."""
     n = len(prompts)
-    choose = strategies.for_sampler(sampler, n=n, pad_id=pad_id, seed=seed)
+    eos_ids = () if eos_id is None else (eos_id,) if isinstance(eos_id, (int, np.integer)) else tuple(eos_id)
+    never = pad_id if never_id is ... else never_id
+    choose = strategies.for_sampler(sampler, n=n, pad_id=never, seed=seed)
     ctx = int(decoder.context_length)
     keep = max(1, ctx // 2)
-    bos = eos_id if eos_id is not None else pad_id
+    bos = bos_id if bos_id is not None else eos_ids[0] if eos_ids else pad_id
     tokens = [list(p) if len(p) else [bos] for p in prompts]
     lengths = [len(t) for t in tokens]
     # Each row's attention window starts at starts[i] and moves by that row's own length alone,
@@ -95,7 +103,8 @@ def generate_tokens(
     advance = getattr(past, "advance", None)
     active = list(range(n))  # rows still generating (rebuilt only when a row stops)
     keep_history = choose.needs_history
-    eos = -2 if eos_id is None else eos_id  # an int comparison every token (never a token: ids are >= 0)
+    # an int comparison every token where there is one end token (-2 is never a token: ids are >= 0)
+    eos, eos_set = (eos_ids[0] if len(eos_ids) == 1 else -2), (frozenset(eos_ids) if len(eos_ids) > 1 else ())
     for step in range(max_new_tokens):
         new = choose(logits, active, history, lengths, step)
         stopped = False
@@ -105,7 +114,7 @@ def generate_tokens(
             if keep_history:
                 history[i, lengths[i]] = t
             lengths[i] += 1
-            if t == eos or (should_stop is not None and should_stop(i, tokens[i])):
+            if t == eos or t in eos_set or (should_stop is not None and should_stop(i, tokens[i])):
                 done[i] = stopped = True
         yield new  # a new array each step; the loop reads it once more below, to feed it
         if stopped:
@@ -216,20 +225,23 @@ def stream_text(
     def should_stop(i: int, _tokens: list[int]) -> bool:
         return streams[i].stopped
 
+    eos_ids = tuple(tokenizer.eos_ids)
     for new in generate_tokens(
         decoder,
         encoded,
         sampler=sampler,
         max_new_tokens=max_new_tokens,
         pad_id=tokenizer.pad_id,
-        eos_id=tokenizer.eos_id,
+        eos_id=eos_ids,
         seed=seed,
         should_stop=None if not stop else should_stop,
+        bos_id=tokenizer.bos_id,
+        never_id=tokenizer.never_id,
     ):
         for i, t in enumerate(new):
             if t < 0 or streams[i].stopped:
                 continue
-            if t == tokenizer.eos_id:
+            if t in eos_ids:
                 piece = streams[i].flush()
                 streams[i].stopped = True
             else:

@@ -23,9 +23,12 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True
     vocab_size: Optional[int] = None  # taken from the tokenizer
+    activation: Literal["gelu", "gelu_tanh"] = "gelu"  # GPT-2's own checkpoints use gelu_tanh ("gelu_new")
+    norm_eps: float = 1e-5
 
     def __post_init__(self):
         _check_dims(self.n_embd, self.n_head, self.n_head, self.n_layer, self.block_size, self.dropout)
+        check_range("model.norm_eps", self.norm_eps, 0, 1, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,24 @@ class LlamaConfig:
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
     vocab_size: Optional[int] = None
+    head_dim: Optional[int] = None  # default: n_embd / n_head
+    attention_bias: bool = False  # biases on the q, k, v and output projections (Qwen2 has them)
+    mlp_bias: bool = False
 
     def __post_init__(self):
-        _check_dims(self.n_embd, self.n_head, self.n_kv_head, self.n_layer, self.block_size, self.dropout)
-        if (self.n_embd // self.n_head) % 2:
-            raise ValueError("rotary embeddings need an even head size (n_embd / n_head)")
+        if self.head_dim is None:
+            _check_dims(self.n_embd, self.n_head, self.n_kv_head, self.n_layer, self.block_size, self.dropout)
+        else:
+            _check_dims(self.n_head, self.n_head, self.n_kv_head, self.n_layer, self.block_size, self.dropout)
+            check_range("model.head_dim", self.head_dim, 2, 4096)
+        if self.head_size % 2:
+            raise ValueError("rotary embeddings need an even head size (model.head_dim, or n_embd / n_head)")
+        check_range("model.rope_theta", self.rope_theta, 1)
+        check_range("model.norm_eps", self.norm_eps, 0, 1, low_open=True)
+
+    @property
+    def head_size(self) -> int:
+        return self.head_dim or self.n_embd // self.n_head
 
 
 def _check_dims(n_embd, n_head, n_kv_head, n_layer, block_size, dropout):

@@ -40,13 +40,13 @@ def rotate_half(x):
 
 
 class Attention(nn.Module):
-    def __init__(self, n_embd, n_head, n_kv_head, bias, dropout):
+    def __init__(self, n_embd, n_head, n_kv_head, bias, dropout, head_dim=None):
         super().__init__()
         self.n_head, self.n_kv_head = n_head, n_kv_head
-        self.head_dim = n_embd // n_head
+        self.head_dim = head_dim or n_embd // n_head
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.c_attn = nn.Linear(n_embd, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias)
-        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.c_proj = nn.Linear(n_head * self.head_dim, n_embd, bias=bias)
         self.dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
 
@@ -83,22 +83,23 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, n_embd, bias, dropout):
+    def __init__(self, n_embd, bias, dropout, activation="gelu"):
         super().__init__()
         self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
         self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
+        self.approximate = "tanh" if activation == "gelu_tanh" else "none"
 
     def forward(self, x):
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate=self.approximate)))
 
 
 class SwiGLU(nn.Module):
-    def __init__(self, n_embd, hidden, dropout):
+    def __init__(self, n_embd, hidden, dropout, bias=False):
         super().__init__()
-        self.gate_proj = nn.Linear(n_embd, hidden, bias=False)
-        self.up_proj = nn.Linear(n_embd, hidden, bias=False)
-        self.c_proj = nn.Linear(hidden, n_embd, bias=False)
+        self.gate_proj = nn.Linear(n_embd, hidden, bias=bias)
+        self.up_proj = nn.Linear(n_embd, hidden, bias=bias)
+        self.c_proj = nn.Linear(hidden, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
@@ -112,13 +113,13 @@ class Block(nn.Module):
             hidden = cfg.intermediate_size or 32 * math.ceil(8 * cfg.n_embd / 3 / 32)
             self.ln_1 = RMSNorm(cfg.n_embd, cfg.norm_eps)
             self.ln_2 = RMSNorm(cfg.n_embd, cfg.norm_eps)
-            self.attn = Attention(cfg.n_embd, cfg.n_head, cfg.n_kv_head, False, cfg.dropout)
-            self.mlp = SwiGLU(cfg.n_embd, hidden, cfg.dropout)
+            self.attn = Attention(cfg.n_embd, cfg.n_head, cfg.n_kv_head, cfg.attention_bias, cfg.dropout, cfg.head_dim)
+            self.mlp = SwiGLU(cfg.n_embd, hidden, cfg.dropout, cfg.mlp_bias)
         else:
-            self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-            self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+            self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps, bias=cfg.bias)
+            self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps, bias=cfg.bias)
             self.attn = Attention(cfg.n_embd, cfg.n_head, cfg.n_head, cfg.bias, cfg.dropout)
-            self.mlp = MLP(cfg.n_embd, cfg.bias, cfg.dropout)
+            self.mlp = MLP(cfg.n_embd, cfg.bias, cfg.dropout, cfg.activation)
 
     def forward(self, x, rope, mask, past, bt):
         a, present = self.attn(self.ln_1(x), rope, mask, past, bt)
@@ -136,13 +137,14 @@ class Transformer(nn.Module):
         self.config = cfg
         self.is_llama = isinstance(cfg, LlamaConfig)
         self.n_kv_head = cfg.n_kv_head if self.is_llama else cfg.n_head
-        self.head_dim = cfg.n_embd // cfg.n_head
+        self.head_dim = cfg.head_size if self.is_llama else cfg.n_embd // cfg.n_head
         t = nn.ModuleDict(
             {
                 "wte": nn.Embedding(cfg.vocab_size, cfg.n_embd),
                 "drop": nn.Dropout(cfg.dropout),
                 "h": nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer)),
-                "ln_f": RMSNorm(cfg.n_embd, cfg.norm_eps) if self.is_llama else nn.LayerNorm(cfg.n_embd, bias=cfg.bias),
+                "ln_f": RMSNorm(cfg.n_embd, cfg.norm_eps) if self.is_llama
+                else nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps, bias=cfg.bias),
             }
         )
         if not self.is_llama:

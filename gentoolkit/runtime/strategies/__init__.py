@@ -40,8 +40,9 @@ def check_sampler(sampler, name: str) -> None:
                           f"boolean {' and '.join(missing) or 'attributes'}); see the docs on sampling")
 
 
-def for_sampler(sampler, *, n: int, pad_id: int, seed: int | None):
-    """The strategy that runs ``sampler`` for a batch of ``n`` rows."""
+def for_sampler(sampler, *, n: int, pad_id: int | None, seed: int | None):
+    """The strategy that runs ``sampler`` for a batch of ``n`` rows; ``pad_id`` is never picked (None:
+    every token may be)."""
     if sampler.argmax_only:
         from .argmax import argmax
 

@@ -9,7 +9,7 @@ import numpy as np
 from . import broken_logits
 
 
-def argmax(n: int, pad_id: int):
+def argmax(n: int, pad_id: int | None):
     """The strategy: the most likely token of every active row, padding excluded (lowest id on ties).
 
     ``argmax`` stops at the first NaN, so the chosen value is finite only if the row was
@@ -22,7 +22,8 @@ def argmax(n: int, pad_id: int):
     isfinite = math.isfinite
 
     def some_rows(logits, active):
-        logits[:, pad_id] = -np.inf
+        if pad_id is not None:
+            logits[:, pad_id] = -np.inf
         new = np.full(n, -1, dtype=np.int64)
         for i in active:
             new[i] = logits[i].argmax()

@@ -12,12 +12,13 @@ def row_generators(seed: int | None, n: int) -> list[np.random.Generator]:
     return [np.random.default_rng(np.random.SeedSequence([int(seed), i])) for i in range(n)]
 
 
-def sampled(sampler, n: int, pad_id: int, seed: int | None):
+def sampled(sampler, n: int, pad_id: int | None, seed: int | None):
     """The strategy: ``sampler(row logits, row history, row generator)`` for every active row."""
     rngs = row_generators(seed, n)
 
     def choose(logits: np.ndarray, active: list[int], history: np.ndarray, lengths: list[int], step: int) -> np.ndarray:
-        logits[:, pad_id] = -np.inf  # the decoder's own array: the loop may write to it
+        if pad_id is not None:
+            logits[:, pad_id] = -np.inf  # the decoder's own array: the loop may write to it
         if n == 1:
             return np.array([sampler(logits[0], history[0, : lengths[0]], rngs[0])], dtype=np.int64)
         new = np.full(n, -1, dtype=np.int64)
