@@ -295,12 +295,24 @@ def eval_(run, data, as_json, device):
 @click.option("--no-validate", is_flag=True, help="Skip onnx.checker and the parity check against PyTorch.")
 @click.option("--overwrite", is_flag=True,
               help="Write into a folder that holds other files; they are kept, only the export's own change.")
-def export(run, out, opset, atol, dtype, quantize, optimize, no_validate, overwrite):
-    """Export a run to a validated ONNX folder (model.onnx, gentoolkit.json, ...)."""
+@click.option("--format", "fmt", type=click.Choice(["onnx", "hf"]), default="onnx", show_default=True,
+              help="onnx: a validated ONNX folder; hf: a Hugging Face folder for transformers.")
+def export(run, out, opset, atol, dtype, quantize, optimize, no_validate, overwrite, fmt):
+    """Export a run to a validated ONNX folder (model.onnx, gentoolkit.json, ...) or a Hugging Face folder."""
     from .export import main_cli
 
     main_cli(run, out, opset=opset, atol=atol, dtype=dtype, quantize=quantize, optimize=optimize, check=not no_validate,
-             overwrite=overwrite)
+             overwrite=overwrite, fmt=fmt)
+
+
+@cli.command(name="import")
+@click.argument("folder", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(), help="The run folder to write (new or empty).")
+def import_(folder, out):
+    """Make a Hugging Face model folder (Llama, GPT-2; safetensors) a run: sample, eval, export, train --init."""
+    from .commands import import_command
+
+    import_command(folder, out)
 
 
 @cli.command()

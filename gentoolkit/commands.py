@@ -63,3 +63,25 @@ def eval_command(path, *, data, as_json, device) -> None:
         shown = f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None else value
         click.echo(f"{key:>{width}}: {shown}")
 
+
+
+def import_command(folder, out) -> None:
+    """``gentool import``: the model whose ``hf_model_types`` has the folder's ``model_type`` imports it."""
+    from pathlib import Path
+
+    from .plugins import get_registries
+
+    cfg = Path(folder) / "config.json"
+    if not Path(folder).is_dir() or not cfg.is_file():
+        raise GentoolError(f"{str(folder)!r} is not a Hugging Face model folder (it needs config.json, "
+                           "model.safetensors and tokenizer.json)")
+    try:
+        kind = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise GentoolError(f"cannot read {cfg}: {exc}") from None
+    specs = [s for s in get_registries().models if kind in s.hf_model_types and s.hf_import]
+    if not specs:
+        known = sorted({t for s in get_registries().models for t in s.hf_model_types})
+        raise GentoolError(f"no installed model imports {kind!r} checkpoints; model types gentoolkit imports: "
+                           f"{', '.join(known) or 'none'}")
+    resolve(specs[0].hf_import)(folder, out, log=lambda m: click.echo(m, err=True))

@@ -405,5 +405,19 @@ def export(
     return manifest
 
 
-def main_cli(run, out, **kw) -> None:
-    export(run, out, log=lambda m: print(m, file=sys.stderr), **kw)
+def main_cli(run, out, fmt: str = "onnx", **kw) -> None:
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if fmt == "hf":
+        from .plugins import get_model
+
+        r = Run.open(run)
+        spec = get_model(r.model_name)
+        if spec.hf_export is None:
+            raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) has no Hugging Face export; "
+                              "export it to ONNX")
+        others = [k for k in ("opset", "atol", "dtype", "quantize") if kw.get(k) not in (None, DEFAULT_OPSET, "fp32")]
+        if others:
+            raise ExportError(f"--{others[0]} is for ONNX exports, not --format hf")
+        resolve(spec.hf_export)(r, out, overwrite=kw.get("overwrite", False), log=log)
+        return
+    export(run, out, log=log, **kw)

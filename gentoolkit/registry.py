@@ -85,7 +85,9 @@ class ModelSpec:
     ``sample(run, *, n, seed, out, device, sampler, sampler_opts, **options)`` samples from a
     run folder, taking the ``sample_options`` it declares (:class:`SampleOption`); ``bench``
     (optional) times one whole sample for ``gentool bench``'s side-by-side table, and
-    ``quickstart`` (optional) is this model's step of ``gentool quickstart``.
+    ``quickstart`` (optional) is this model's step of ``gentool quickstart``. ``hf_model_types``,
+    ``hf_import`` and ``hf_export`` open the Hugging Face door: ``gentool import`` and
+    ``gentool export --format hf``.
     ``legacy`` maps config keys added after a release to the value that reproduces
     older run folders, whose ``config.json`` lacks them.
     """
@@ -105,6 +107,10 @@ class ModelSpec:
     sample_options: tuple[SampleOption, ...] = ()
     bench: str | Callable | None = None
     quickstart: str | Callable | None = None
+    # Hugging Face folders: the config.json model_type values this model imports, and how
+    hf_model_types: tuple[str, ...] = ()
+    hf_import: str | Callable | None = None  # hf_import(folder, out, *, log) -> run folder
+    hf_export: str | Callable | None = None  # hf_export(run, out, *, overwrite, log) -> folder
     aliases: tuple[str, ...] = ()
     plugin: str = ""
     # "section.key" -> the behaviour a run folder written before that key existed had (config.json lacks it)

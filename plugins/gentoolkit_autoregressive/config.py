@@ -83,7 +83,7 @@ class DataConfig:
     """Where the text comes from and how it becomes tokens."""
 
     path: Optional[str] = None  # file, folder or dataset name; None = the built-in corpus
-    tokenizer: Literal["byte", "char", "bpe"] = "byte"
+    tokenizer: Literal["byte", "char", "bpe", "hf"] = "byte"  # hf: a pretrained model's own (import, --init)
     bpe_vocab_size: int = 512
     val_fraction: float = 0.1
 

@@ -15,6 +15,7 @@ import torch
 from gentoolkit.export import ExportPlan
 from gentoolkit.run import Run
 
+from .hf import tokenizer_files
 from .sample import load_run
 
 
@@ -43,7 +44,7 @@ def genai_config(cfg, tok, n_kv: int, head: int) -> dict:
     """What onnxruntime-genai needs to load the folder unmodified."""
     return {
         "model": {
-            "bos_token_id": tok.eos_id,
+            "bos_token_id": tok.bos_id,
             "context_length": cfg.block_size,
             "decoder": {
                 "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
@@ -66,7 +67,7 @@ def genai_config(cfg, tok, n_kv: int, head: int) -> dict:
                 "num_hidden_layers": cfg.n_layer,
                 "num_key_value_heads": n_kv,
             },
-            "eos_token_id": tok.eos_id,
+            "eos_token_id": list(tok.eos_ids) if len(tok.eos_ids) > 1 else tok.eos_id,
             "pad_token_id": tok.pad_id,
             "type": "decoder",
             "vocab_size": cfg.vocab_size,
@@ -182,13 +183,9 @@ def plan(run: Run) -> ExportPlan:
         },
         sampler_defaults=sampler,
         files={
-            "tokenizer.json": run.file("tokenizer.json").read_text(encoding="utf-8"),
+            # onnxruntime-genai picks its tokenizer by class: GPT2Tokenizer reads a tokenizer gentoolkit built
+            **tokenizer_files(run.path, tok, T, tokenizer_class="GPT2Tokenizer"),
             "genai_config.json": json.dumps(genai_config(cfg, tok, Hkv, D), indent=2),
-            "tokenizer_config.json": json.dumps(
-                {"tokenizer_class": "GPT2Tokenizer", "eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>",
-                 "pad_token": "<|pad|>", "unk_token": None, "add_prefix_space": False, "model_max_length": T},
-                indent=2,
-            ),
         },
         quality=quality,
         manifest={"tokenizer": "tokenizer.json"},

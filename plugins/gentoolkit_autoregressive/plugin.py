@@ -35,6 +35,9 @@ def register_models(register):
                 sample_options=TEXT_OPTIONS,
                 bench=f"{_P}.bench:bench" if name == "gpt" else None,
                 quickstart=f"{_P}.quickstart:quickstart" if name == "gpt" else None,
+                hf_model_types=("gpt2",) if name == "gpt" else ("llama",),
+                hf_import=f"{_P}.hf:import_folder",
+                hf_export=f"{_P}.hf:export_folder",
             )
         )
 

@@ -1,0 +1,213 @@
+"""Hugging Face folders in and out, against transformers itself (tiny random-init models built locally).
+
+Parity in the manner of minGPT's test_huggingface_import: logits allclose (with and without the
+cache, left-padded batches) and greedy tokens equal for 64 steps, for Llama (grouped-query
+attention, tied or untied head, sharded fp16 safetensors) and GPT-2 (Conv1D, learned positions).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gentoolkit.run import Run
+from gentoolkit.runtime.generation import generate_tokens, left_pad
+
+from . import hf_models
+from .conftest import one_error_line, run_cli
+
+transformers = pytest.importorskip("transformers")
+
+PROMPTS = ["The return statement", "A", "def f(x):\n    return"]
+
+
+@pytest.fixture(scope="module")
+def text(corpus) -> str:
+    return corpus.read_text()
+
+
+@pytest.fixture(scope="module")
+def hf_dirs(tmp_path_factory, text) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("hf")
+    return {
+        "llama": hf_models.llama(base / "llama", text),
+        "llama-tied-fp16-shards": hf_models.llama(base / "llama-tied", text, tie=True, dtype="float16", shard="40KB",
+                                                  seed=1),
+        "gpt2": hf_models.gpt2(base / "gpt2", text),
+    }
+
+
+@pytest.fixture(scope="module")
+def imported(hf_dirs, tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("imported")
+    out = {}
+    for name, folder in hf_dirs.items():
+        r = run_cli("import", str(folder), "-o", str(base / name))
+        assert r.exit_code == 0, r.output
+        out[name] = base / name
+    return out
+
+
+def both(hf_dirs, imported, name):
+    from gentoolkit_autoregressive.sample import load_run
+
+    dtype = torch.float32
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(hf_dirs[name]), torch_dtype=dtype).eval()
+    ours, tok, _ = load_run(Run.open(imported[name]))
+    return hf, ours, tok
+
+
+@pytest.mark.parametrize("name", ["llama", "llama-tied-fp16-shards", "gpt2"])
+def test_logits_match_transformers_with_and_without_the_cache(hf_dirs, imported, name):
+    hf, ours, tok = both(hf_dirs, imported, name)
+    ids = torch.tensor([tok.encode(PROMPTS[2])])
+    with torch.no_grad():
+        ref = hf(ids).logits
+        full, _ = ours(ids)
+        torch.testing.assert_close(full, ref, atol=1e-4, rtol=0)
+        # the same sequence, one token at a time through the cache
+        _, past = ours(ids[:, :3])
+        steps = []
+        for t in range(3, ids.shape[1]):
+            pos = torch.tensor([[t]])
+            mask = torch.ones(1, t + 1, dtype=torch.long)
+            logits, past = ours(ids[:, t : t + 1], mask, pos, past)
+            steps.append(logits)
+        torch.testing.assert_close(torch.cat(steps, 1), ref[:, 3:], atol=1e-4, rtol=0)
+        # a left-padded batch, as transformers takes it (attention mask, positions from the mask)
+        rows = [tok.encode(p) for p in PROMPTS]
+        ids_b, mask_b, pos_b = (torch.from_numpy(a) for a in left_pad(rows, tok.pad_id))
+        ref_b = hf(input_ids=ids_b, attention_mask=mask_b, position_ids=pos_b).logits
+        ours_b, _ = ours(ids_b, mask_b, pos_b)
+        real = mask_b.bool()
+        torch.testing.assert_close(ours_b[real], ref_b[real], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2"])
+def test_greedy_tokens_match_transformers_for_64_steps(hf_dirs, imported, name):
+    from gentoolkit_autoregressive.sample import TorchDecoder
+    from gentoolkit_autoregressive.samplers import make_greedy
+
+    hf, ours, tok = both(hf_dirs, imported, name)
+    prompt = tok.encode(PROMPTS[0])
+    with torch.no_grad():
+        ref = hf.generate(torch.tensor([prompt]), max_new_tokens=64, min_new_tokens=64, do_sample=False,
+                          pad_token_id=tok.pad_id)[0, len(prompt):].tolist()
+    got = [int(t[0]) for t in generate_tokens(TorchDecoder(ours), [prompt], sampler=make_greedy(), max_new_tokens=64,
+                                              pad_id=tok.pad_id, eos_id=None, never_id=None)]
+    assert got == ref
+
+
+def test_the_tokenizer_comes_across_whole(hf_dirs, imported):
+    from gentoolkit.runtime.tokenizer import TextTokenizer
+
+    tok = TextTokenizer.from_file(imported["llama"] / "tokenizer.json")
+    ht = transformers.AutoTokenizer.from_pretrained(str(hf_dirs["llama"]))
+    assert tok.eos_ids == (ht.convert_tokens_to_ids("<|im_end|>"),) and tok.bos_id == ht.bos_token_id
+    assert tok.pad_id == ht.pad_token_id and tok.never_id == ht.pad_token_id  # </s>: padding, never generated
+    assert tok.chat_template == ht.chat_template
+    for p in PROMPTS:
+        assert tok.encode(p) == ht(p)["input_ids"]  # <s> first, as the tokenizer's own post-processor adds it
+    meta = json.loads((imported["llama"] / "config.json").read_text())
+    assert meta["imported_from"]["model_type"] == "llama" and meta["config"]["data"]["tokenizer"] == "hf"
+    assert meta["config"]["model"]["n_kv_head"] == 2 and meta["config"]["model"]["tie_embeddings"] is False
+    gpt = TextTokenizer.from_file(imported["gpt2"] / "tokenizer.json")
+    assert gpt.eos_ids == (gpt.tok.token_to_id("<|endoftext|>"),) and gpt.never_id is None  # pads with its end token
+
+
+def test_bad_folders_are_one_line_and_write_nothing(hf_dirs, tmp_path, text):
+    pickled = tmp_path / "pickled"  # what older checkpoints hold: written here only to be refused
+    pickled.mkdir()
+    for f in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(hf_dirs["gpt2"] / f, pickled / f)
+    torch.save(transformers.AutoModelForCausalLM.from_pretrained(str(hf_dirs["gpt2"])).state_dict(),
+               pickled / "pytorch_model.bin")
+    scaled = hf_models.llama(tmp_path / "scaled", text, rope_scaling={"rope_type": "linear", "factor": 2.0})
+    mistral = tmp_path / "mistral"
+    shutil.copytree(hf_dirs["llama"], mistral)
+    (mistral / "config.json").write_text(json.dumps({**hf_models.config(hf_dirs["llama"]), "model_type": "mistral"}))
+    cut = tmp_path / "cut"
+    shutil.copytree(hf_dirs["llama"], cut)
+    data = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(data[: len(data) // 2])
+    wrong = tmp_path / "wrong"
+    shutil.copytree(hf_dirs["llama"], wrong)
+    (wrong / "config.json").write_text(json.dumps({**hf_models.config(hf_dirs["llama"]), "hidden_size": 32,
+                                                   "head_dim": 8}))
+    notok = tmp_path / "notok"
+    shutil.copytree(hf_dirs["gpt2"], notok)
+    (notok / "tokenizer.json").unlink()
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("x")
+    cases = [
+        (pickled, "only pickle checkpoints"),
+        (scaled, "rope scaling type='linear'"),
+        (mistral, "no installed model imports 'mistral'"),
+        (cut, "is damaged or not a safetensors file"),
+        (wrong, "has shape"),
+        (notok, "no tokenizer.json"),
+        (tmp_path / "nowhere", "is not a Hugging Face model folder"),
+    ]
+    for folder, part in cases:
+        out = tmp_path / f"run-{folder.name}"
+        assert part in one_error_line(run_cli("import", str(folder), "-o", str(out))), folder
+        assert not out.exists(), folder
+    assert "is not an empty folder" in one_error_line(run_cli("import", str(hf_dirs["gpt2"]), "-o", str(busy)))
+    assert sorted(p.name for p in busy.iterdir()) == ["mine.txt"]
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt2"])
+def test_an_imported_run_samples_evaluates_and_exports_to_onnx(imported, name, tmp_path, corpus):
+    from gentoolkit.runtime import load
+
+    run = imported[name]
+    r = run_cli("sample", str(run), "-p", "The ", "--max-new-tokens", "12", "--seed", "3", "--temperature", "0.8")
+    assert r.exit_code == 0, r.output
+    r = run_cli("eval", str(run), "--data", str(corpus), "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["val_loss"] > 0, r.output
+    out = tmp_path / "onnx"
+    r = run_cli("export", str(run), "-o", str(out))
+    assert r.exit_code == 0, r.output
+    text = load(out).generate("The ", max_new_tokens=12, seed=3, temperature=0.8)
+    assert r.exit_code == 0 and run_cli("sample", str(out), "-p", "The ", "--max-new-tokens", "12", "--seed", "3",
+                                        "--temperature", "0.8").output == "The " + text + "\n"
+
+
+@pytest.mark.parametrize("name", ["llama", "llama-tied-fp16-shards", "gpt2"])
+def test_export_back_to_transformers(hf_dirs, imported, name, tmp_path):
+    out = tmp_path / "hf"
+    r = run_cli("export", str(imported[name]), "--format", "hf", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    again = transformers.AutoModelForCausalLM.from_pretrained(str(out)).eval()
+    original = transformers.AutoModelForCausalLM.from_pretrained(str(hf_dirs[name]), torch_dtype=torch.float32).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(str(out))
+    ids = tok(PROMPTS[2], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids).logits, original(ids).logits, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("model,kind", [("gpt", "byte"), ("gpt", "bpe"), ("llama", "char"), ("llama", "bpe")])
+def test_runs_trained_here_export_to_transformers(model, kind, tmp_path, corpus):
+    from gentoolkit_autoregressive.sample import load_run
+
+    from .conftest import train_tiny
+
+    run = train_tiny(model, tmp_path / "run", corpus, steps=4, extra=[f"data.tokenizer={kind}", "data.bpe_vocab_size=300"])
+    out = tmp_path / "hf"
+    r = run_cli("export", str(run), "--format", "hf", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(out)).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(str(out))
+    ours, our_tok, _ = load_run(Run.open(run))
+    text = "The return statement is used"
+    ids = our_tok.encode(text)
+    assert tok(text)["input_ids"] == ids
+    with torch.no_grad():
+        torch.testing.assert_close(hf(torch.tensor([ids])).logits, ours(torch.tensor([ids]))[0], atol=1e-4, rtol=0)
+    assert np.isfinite(hf(torch.tensor([ids])).logits.detach().numpy()).all()
