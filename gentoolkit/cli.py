@@ -183,10 +183,12 @@ def plugins(as_json: bool):
 @click.option("--seed", type=SEED, help="Random seed (= --set train.seed=N).")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--resume", is_flag=True, help="Continue the run in --out (also extends a finished run to more --steps).")
+@click.option("--init", "init", type=click.Path(), metavar="RUN_OR_HF_DIR",
+              help="Start from a trained model: a run folder, or a Hugging Face folder (fine-tuning; preset finetune).")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as TOML and exit.")
 @click.option("--nproc-per-node", "nproc", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Workers on this machine (PyTorch DDP through torchrun; gloo on CPU, NCCL on CUDA).")
-def train(model, preset, config_file, sets, data, out, steps, seed, device, resume, print_config, nproc):
+def train(model, preset, config_file, sets, data, out, steps, seed, device, resume, init, print_config, nproc):
     """Train MODEL (see 'gentool models') into a run folder.
 
     Ctrl-C saves the state first; continue with --resume --out RUN.
@@ -204,6 +206,7 @@ def train(model, preset, config_file, sets, data, out, steps, seed, device, resu
         print_config=print_config,
         shortcuts={"data.path": data, "train.steps": steps, "train.seed": seed},
         nproc=nproc,
+        init=init,
     )
 
 

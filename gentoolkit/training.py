@@ -59,6 +59,7 @@ class Context:
     world_size: int = 1
     resume: bool = False
     alarms: list[str] = field(default_factory=list)
+    init: Path | None = None  # train --init: the run whose weights this one starts from
 
     @property
     def is_main(self) -> bool:
@@ -315,6 +316,9 @@ def prepare_folder(out: Path, *, resume: bool, main: bool) -> None:
 
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {str(out)!r} is a file; give a folder for the run")
+    if (out / "config.json").is_file() and isinstance(_json(out / "config.json").get("imported_from"), dict):
+        raise RunError(f"{str(out)!r} is an imported model, not a training run; fine-tune it into a new folder: "
+                       f"gentool train MODEL --init {out} --data YOUR_DATA --out NEW_RUN")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -340,8 +344,12 @@ def train(
     device: str = "auto",
     resume: bool = False,
     extra_meta: dict[str, Any] | None = None,
+    init: str | Path | None = None,
 ) -> tuple[Run, dict[str, float]]:
     """Train ``spec`` with a resolved config tree into ``out`` (the Python API of ``gentool train``).
+
+    ``init``: a run folder whose weights (and, for families that have one, tokenizer) the task
+    starts from (``Context.init``).
 
     The main process holds the run folder's lock throughout; ``config.json`` is written once the
     task is built and, on ``resume``, once its checkpoint has loaded (a failed resume changes nothing).
@@ -366,7 +374,8 @@ def train(
         if world > 1:
             dev = init_distributed(dev, local)
         seed_everything(config["train"].seed)
-        ctx = Context(spec=spec, config=dict(config), run=run, device=dev, resume=resume, rank=rank, world_size=world)
+        ctx = Context(spec=spec, config=dict(config), run=run, device=dev, resume=resume, rank=rank, world_size=world,
+                      init=Path(init) if init is not None and not resume else None)
         try:
             if main and not resume:
                 run.write_config(meta())  # the folder is a run from now on, even if this one stops early
@@ -406,12 +415,70 @@ def train_from_cli(
     print_config: bool,
     shortcuts: dict[str, Any],
     nproc: int = 1,
+    init: str | None = None,
 ) -> None:
     """What ``gentool train`` does: resolve the config tree, then :func:`train` (or start workers)."""
-    from .config import build, dumps_toml, load_file, to_dict
+    import shutil
+    import tempfile
+
     from .plugins import get_model
 
     spec = get_model(model)
+    temp = None
+    try:
+        init_run = None
+        if init is not None:
+            if resume:
+                raise ConfigError("--init starts a new run from another one and --resume continues a run; give one")
+            init_run, temp = _init_run(init, spec, tempfile, nproc)
+        _train_from_cli(spec, preset=preset, config_file=config_file, sets=sets, out=out, device=device, resume=resume,
+                        print_config=print_config, shortcuts=shortcuts, nproc=nproc, init_run=init_run)
+    finally:
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)  # the import --init made of a Hugging Face folder
+
+
+#: the model keys a run started with --init may set: the rest is the pretrained model's
+INIT_MAY_CHANGE = ("dropout", "block_size")
+
+
+def _init_run(init: str, spec: ModelSpec, tempfile, nproc: int) -> tuple[Run, str | None]:
+    """The run ``--init`` names, or a Hugging Face folder imported for it into a temporary folder."""
+    from .registry import resolve
+
+    path = Path(init)
+    if (path / "config.json").is_file() and "model" in _json(path / "config.json") and "config" in _json(
+            path / "config.json"):
+        run = Run.open(path)
+        if run.model_name != spec.name:
+            raise RunError(f"--init {init!r} is a {run.model_name!r} run; start {spec.name!r} from a {spec.name} run")
+        return run, None
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise RunError(f"--init {init!r} is neither a run folder nor a Hugging Face model folder")
+    kind = _json(path / "config.json").get("model_type")
+    if kind not in spec.hf_model_types or spec.hf_import is None:
+        raise RunError(f"--init {init!r} holds a {kind!r} model; {spec.name} starts from "
+                       f"{', '.join(spec.hf_model_types) or 'no Hugging Face'} checkpoints")
+    temp = tempfile.mkdtemp(prefix="gentool-init-")
+    resolve(spec.hf_import)(path, Path(temp) / "run", log=lambda m: print(m, file=sys.stderr))
+    return Run.open(Path(temp) / "run"), temp
+
+
+def _json(path: Path) -> dict:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"cannot read {path}: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _train_from_cli(spec: ModelSpec, *, preset, config_file, sets, out, device, resume, print_config, shortcuts, nproc,
+                    init_run: Run | None) -> None:
+    from .config import build, dumps_toml, load_file, to_dict
+
+    model = spec.name
     sections = spec.config_sections
     layers: list[dict] = []
     if resume:
@@ -423,22 +490,39 @@ def train_from_cli(
         stored = previous.stored_config()
         layers.append(stored)
     else:
-        name = preset or spec.default_preset
+        name = preset or ("finetune" if init_run is not None and "finetune" in spec.presets else spec.default_preset)
         if name is not None:
             if name not in spec.presets:
                 raise ConfigError(f"unknown preset {name!r} for {spec.name}; presets: {', '.join(spec.presets)}")
-            layers.append(spec.presets[name])
+            layers.append({k: v for k, v in spec.presets[name].items() if init_run is None or k != "model"})
+        if init_run is not None:  # the pretrained model's own architecture, tokenizer and sampling defaults
+            pre = init_run.stored_config()
+            layers.append({"model": pre["model"], "sampler": pre.get("sampler", {}),
+                           "data": {k: v for k, v in pre.get("data", {}).items() if k == "tokenizer"}})
     if config_file:
         layers.append(load_file(config_file))
     short = {k: v for k, v in shortcuts.items() if v is not None}
     extra_sets = [f"{k}={v}" for k, v in short.items()]
     tree = build(sections, *layers, sets=tuple(extra_sets) + tuple(sets))
     if resume:
-        old_model = stored["model"]
-        new_model = to_dict({"model": tree["model"]})["model"]
-        changed = [k for k in new_model if old_model.get(k) != new_model[k]]
+        new = to_dict(tree)
+        changed = [k for k in new["model"] if stored["model"].get(k) != new["model"][k]]
         if changed:
             raise ConfigError(f"cannot change model keys when resuming: {', '.join('model.' + k for k in changed)}")
+        data = [k for k in new.get("data", {}) if stored.get("data", {}).get(k, new["data"][k]) != new["data"][k]]
+        if data:
+            raise ConfigError(f"--resume keeps the run's data (data.{data[0]} = {stored['data'][data[0]]!r}); to "
+                              f"train on other data, start a new run from this one: gentool train {model} --init "
+                              f"{out} --data NEW --out NEW_RUN")
+    if init_run is not None:
+        pre = init_run.stored_config()["model"]
+        new = to_dict({"model": tree["model"]})["model"]
+        changed = [k for k in new if k not in INIT_MAY_CHANGE and pre.get(k) != new[k]]
+        if changed:
+            raise ConfigError(f"model.{changed[0]} is the pretrained model's ({pre.get(changed[0])!r}) and cannot change "
+                              f"when starting from it; a run started with --init may change {', '.join(INIT_MAY_CHANGE)}")
+        if new["block_size"] > pre["block_size"]:
+            raise ConfigError(f"model.block_size can only shrink from the pretrained model's {pre['block_size']}")
     if print_config:
         print(dumps_toml(to_dict(tree)), end="")
         return
@@ -453,11 +537,19 @@ def train_from_cli(
         argv += ["--preset", preset] if preset else []
         argv += ["--config", config_file] if config_file else []
         argv += ["--resume"] if resume else []
+        argv += ["--init", str(init_run.path)] if init_run is not None else []
         for expr in [f"{k}={v}" for k, v in short.items()] + list(sets):
             argv += ["--set", expr]
         launch(nproc, argv)
         return
-    run, last = train(spec, tree, out_dir, device=device, resume=resume, extra_meta={"preset": preset or spec.default_preset})
+    meta = {"preset": preset or ("finetune" if init_run is not None and "finetune" in spec.presets else
+                                 spec.default_preset)}
+    if resume:  # what the run was started with stays recorded
+        meta = {k: v for k, v in Run.open(out_dir).meta.items() if k in ("preset", "init")}
+    if init_run is not None:
+        meta["init"] = init_run.meta.get("imported_from", {}).get("path") or str(init_run.path.resolve())
+    run, last = train(spec, tree, out_dir, device=device, resume=resume, extra_meta=meta,
+                      init=init_run.path if init_run is not None else None)
     if rank != 0:
         return
     summary = ", ".join(f"{k} {v:.4f}" for k, v in last.items())

@@ -211,3 +211,44 @@ def test_runs_trained_here_export_to_transformers(model, kind, tmp_path, corpus)
     with torch.no_grad():
         torch.testing.assert_close(hf(torch.tensor([ids])).logits, ours(torch.tensor([ids]))[0], atol=1e-4, rtol=0)
     assert np.isfinite(hf(torch.tensor([ids])).logits.detach().numpy()).all()
+
+
+def test_fine_tuning_starts_from_the_pretrained_weights(hf_dirs, imported, tmp_path, corpus):
+    from gentoolkit.checkpoint import read_weights
+
+    from .conftest import FAST_TRAIN
+
+    fast = [a for s in FAST_TRAIN if not s.startswith("train.lr") for a in ("--set", s)]
+    # from the Hugging Face folder itself, and from its imported run: a vanishing learning rate keeps the weights
+    for i, init in enumerate((hf_dirs["llama"], imported["llama"])):
+        out = tmp_path / f"ft-{i}"
+        r = run_cli("train", "llama", "--init", str(init), "--data", str(corpus), "--out", str(out), "--steps", "2",
+                    "--set", "train.lr=1e-12", "--set", "train.min_lr=0", *fast)
+        assert r.exit_code == 0, r.output
+        a, b = read_weights(out / "model.safetensors"), read_weights(imported["llama"] / "model.safetensors")
+        assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+        meta = json.loads((out / "config.json").read_text())
+        assert meta["preset"] == "finetune" and meta["config"]["train"]["lr"] == 1e-12
+        assert meta["init"] == str(hf_dirs["llama"].resolve())
+        assert (out / "tokenizer_config.json").read_text() == (hf_dirs["llama"] / "tokenizer_config.json").read_text()
+    # it resumes like any run, on its own data only
+    r = run_cli("train", "llama", "--resume", "--out", str(out), "--steps", "4")
+    assert r.exit_code == 0, r.output
+    assert "--init" in one_error_line(run_cli("train", "llama", "--resume", "--out", str(out), "--data", "pydoc"))
+    # a shorter context drops learned positions; the architecture stays the pretrained model's
+    short = tmp_path / "short"
+    r = run_cli("train", "gpt", "--init", str(imported["gpt2"]), "--data", str(corpus), "--out", str(short),
+                "--steps", "2", "--set", "model.block_size=32", *fast)
+    assert r.exit_code == 0, r.output
+    assert read_weights(short / "model.safetensors")["transformer.wpe.weight"].shape[0] == 32
+    for args, part in ((["--set", "model.n_layer=3"], "model.n_layer is the pretrained model's"),
+                       (["--set", "model.block_size=4096"], "can only shrink"),
+                       (["--resume"], "--init starts a new run")):
+        line = one_error_line(run_cli("train", "gpt", "--init", str(imported["gpt2"]), "--out", str(tmp_path / "x"),
+                                      *args))
+        assert part in line, (args, line)
+    assert "an llama" not in one_error_line(run_cli("train", "gpt", "--init", str(imported["llama"]),
+                                                    "--out", str(tmp_path / "y")))
+    # an imported model is never trained into
+    for args in (["--out", str(imported["llama"])], ["--resume", "--out", str(imported["llama"])]):
+        assert "is an imported model" in one_error_line(run_cli("train", "llama", *args))

@@ -158,6 +158,10 @@ SECTIONS = {"data": DataConfig, "train": TrainConfig, "loss": LossConfig, "sampl
 
 _SMALL_TRAIN = {"steps": 300, "batch_size": 8, "eval_interval": 100, "eval_batches": 5, "warmup_steps": 20}
 
+# fine-tuning a pretrained model (train --init picks it): a lower learning rate, a short warmup, a few hundred steps
+_FINETUNE = {"train": {"steps": 300, "batch_size": 8, "lr": 1e-4, "min_lr": 1e-5, "warmup_steps": 20,
+                       "weight_decay": 0.0, "eval_interval": 100, "eval_batches": 10}}
+
 GPT_PRESETS = {
     "nano": {"model": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64}, "train": _SMALL_TRAIN},
     "micro": {"model": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64}},
@@ -165,6 +169,7 @@ GPT_PRESETS = {
         "model": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2},
         "train": {"steps": 5000, "batch_size": 64, "lr": 1e-3, "min_lr": 1e-4, "eval_interval": 500},
     },
+    "finetune": _FINETUNE,
 }
 LLAMA_PRESETS = {
     "nano": {"model": {"n_layer": 2, "n_head": 2, "n_kv_head": 1, "n_embd": 64, "block_size": 64}, "train": _SMALL_TRAIN},
@@ -173,4 +178,5 @@ LLAMA_PRESETS = {
         "model": {"n_layer": 6, "n_head": 6, "n_kv_head": 2, "n_embd": 384, "block_size": 256, "dropout": 0.2},
         "train": {"steps": 5000, "batch_size": 64, "lr": 1e-3, "min_lr": 1e-4, "eval_interval": 500},
     },
+    "finetune": _FINETUNE,
 }

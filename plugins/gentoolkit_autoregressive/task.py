@@ -52,10 +52,27 @@ class LanguageModelTask:
                               f"({ctx.world_size}): it is the global batch, split between them")
         tok_file = ctx.run.file("tokenizer.json")
         if ctx.is_main and not (ctx.resume and tok_file.is_file()):
-            build_tokenizer(data.tokenizer, docs, data.bpe_vocab_size).save(tok_file)
+            if ctx.init is not None:  # a pretrained model's tokenizer comes with it, whole
+                from gentoolkit.files import write_bytes
+
+                from .hf import TOKENIZER_FILES
+
+                for name in TOKENIZER_FILES:
+                    if (ctx.init / name).is_file():
+                        write_bytes(ctx.run.file(name), (ctx.init / name).read_bytes())
+            elif data.tokenizer == "hf":
+                raise ConfigError("data.tokenizer=hf is a pretrained model's own tokenizer: start from the model "
+                                  "with --init (a run, or a Hugging Face folder)")
+            else:
+                build_tokenizer(data.tokenizer, docs, data.bpe_vocab_size).save(tok_file)
         ctx.barrier()  # every worker reads the one tokenizer the main worker wrote
         self.tokenizer = TextTokenizer.from_file(tok_file, data.tokenizer)
-        mcfg = dataclasses.replace(cfg["model"], vocab_size=self.tokenizer.vocab_size)
+        mcfg = cfg["model"]
+        if ctx.init is None:
+            mcfg = dataclasses.replace(mcfg, vocab_size=self.tokenizer.vocab_size)
+        elif self.tokenizer.vocab_size > mcfg.vocab_size:
+            raise ConfigError(f"the tokenizer of --init has {self.tokenizer.vocab_size} tokens, its model "
+                              f"{mcfg.vocab_size}")
         cfg["model"] = mcfg
         ids = encode_corpus(self.tokenizer, docs)
         self.block = mcfg.block_size
@@ -63,7 +80,10 @@ class LanguageModelTask:
         # (N - T, T + 1) windows as a view: a batch is one gather
         self.train_windows = torch.from_numpy(tr).unfold(0, self.block + 1, 1)
         self.val_windows = torch.from_numpy(va).unfold(0, self.block + 1, 1)
-        self.model = build(mcfg).to(ctx.device)
+        self.model = build(mcfg)
+        if ctx.init is not None:
+            self._load_init(ctx.init)
+        self.model.to(ctx.device)
         self.loss = loss_function(cfg)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
@@ -74,6 +94,16 @@ class LanguageModelTask:
         )
         self.rng = np.random.default_rng(train.seed)
         self.forward = ctx.wrap(torch.compile(self.model) if train.compile else self.model)
+
+    def _load_init(self, init) -> None:
+        """The pretrained weights; learned positions beyond a shorter ``block_size`` are dropped."""
+        from gentoolkit.checkpoint import load_tensors, read_weights
+
+        tensors = read_weights(init / "model.safetensors")
+        wpe = tensors.get("transformer.wpe.weight")
+        if wpe is not None and len(wpe) > self.block:
+            tensors["transformer.wpe.weight"] = wpe[: self.block].clone()
+        load_tensors(tensors, {"": self.model}, f"--init {init}")
 
     # batches -----------------------------------------------------------------
     def batch(self, windows: torch.Tensor, rng: np.random.Generator, batch_size: int, shard: bool = True):
