@@ -28,10 +28,9 @@ FAST_TRAIN = ["train.batch_size=8", "train.eval_interval=20", "train.eval_batche
               "train.log_interval=5", "train.lr=3e-3"]
 
 
-def run_cli(*args: str, env: dict | None = None):
-    """Invoke ``gentool`` in-process and return click's result."""
-    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=True)
-    return result
+def run_cli(*args: str, env: dict | None = None, input: str | None = None):
+    """Invoke ``gentool`` in-process (``input``: its stdin) and return click's result."""
+    return CliRunner().invoke(cli, list(args), env=env, input=input, catch_exceptions=True)
 
 
 def run_subprocess(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

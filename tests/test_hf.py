@@ -252,3 +252,69 @@ def test_fine_tuning_starts_from_the_pretrained_weights(hf_dirs, imported, tmp_p
     # an imported model is never trained into
     for args in (["--out", str(imported["llama"])], ["--resume", "--out", str(imported["llama"])]):
         assert "is an imported model" in one_error_line(run_cli("train", "llama", *args))
+
+
+CONVERSATION = [{"role": "system", "content": "You answer briefly."},
+                {"role": "user", "content": "What does return do?"},
+                {"role": "assistant", "content": "It ends a function and gives back a value."},
+                {"role": "user", "content": "And pass?"},
+                {"role": "assistant", "content": "Nothing at all."}]
+
+
+def test_chat_is_the_template_of_transformers_and_the_same_on_a_run_and_its_export(hf_dirs, imported, tmp_path):
+    from gentoolkit.runtime import load
+    from gentoolkit.runtime.tokenizer import TextTokenizer
+
+    ht = transformers.AutoTokenizer.from_pretrained(str(hf_dirs["llama"]))
+    tok = TextTokenizer.from_file(imported["llama"] / "tokenizer.json")
+    for messages in (CONVERSATION[:2], CONVERSATION[:4]):
+        ref = ht.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ref = ref["input_ids"] if isinstance(ref, dict) or hasattr(ref, "keys") else ref
+        assert tok.chat_ids(messages) == list(ref)
+    out = tmp_path / "onnx"
+    assert run_cli("export", str(imported["llama"]), "-o", str(out)).exit_code == 0
+    args = ["--chat", "What does return do?", "--max-new-tokens", "16", "--seed", "2", "--temperature", "0.9"]
+    replies = [run_cli("sample", str(p), *args) for p in (imported["llama"], out)]
+    assert replies[0].exit_code == 0 and replies[0].output == replies[1].output, [r.output for r in replies]
+    api = load(out).chat([{"role": "user", "content": "What does return do?"}], max_new_tokens=16, seed=2,
+                         temperature=0.9)
+    assert replies[0].output == api + "\n"
+    # gentool chat (the autoregressive plugin's command): turns from stdin, replies streamed
+    r = run_cli("chat", str(out), "--seed", "2", "--temperature", "0.9", "--max-new-tokens", "16",
+                input="What does return do?\n/reset\nWhat does return do?\n/exit\n")
+    assert r.exit_code == 0, r.output
+    assert r.output == api + "\n" + api + "\n"  # after /reset, the same first reply
+    for path, part in ((imported["gpt2"], "no chat template"),):
+        assert part in one_error_line(run_cli("sample", str(path), "--chat", "hi"))
+    assert "no chat template" in one_error_line(run_cli("chat", str(imported["gpt2"]), input="hi\n"))
+
+
+def test_fine_tuning_on_conversations_learns_the_assistant_turns_only(imported, tmp_path):
+    from gentoolkit.runtime.tokenizer import TextTokenizer
+    from gentoolkit_autoregressive.tokenizers_ import encode_data
+
+    data = tmp_path / "chat.jsonl"
+    rows = [CONVERSATION] + [[{"role": "user", "content": f"Count to {i}."},
+                              {"role": "assistant", "content": " ".join(str(j) for j in range(i))}] for i in range(2, 40)]
+    data.write_text("\n".join(json.dumps({"messages": m}) for m in rows) + "\n")
+    tok = TextTokenizer.from_file(imported["llama"] / "tokenizer.json")
+    ids, mask = encode_data(tok, str(data))
+    first = len(tok.chat_ids(CONVERSATION, add_generation_prompt=False))
+    learned = tok.tok.decode(ids[:first][mask[:first] > 0].tolist(), skip_special_tokens=False)
+    assert learned == "It ends a function and gives back a value.<|im_end|>\nNothing at all.<|im_end|>\n"
+    out = tmp_path / "ft"
+    r = run_cli("train", "llama", "--init", str(imported["llama"]), "--data", str(data), "--out", str(out),
+                "--steps", "30", "--set", "model.block_size=64", "--set", "train.eval_interval=15",
+                "--set", "train.lr=3e-3", "--set", "train.eval_batches=4")
+    assert r.exit_code == 0, r.output
+    rows = Run(out).read_metrics()
+    val = [row["val_loss"] for row in rows if "val_loss" in row]
+    assert len(val) == 2 and val[-1] < val[0]
+    r = run_cli("eval", str(out), "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["tokens"] < int(mask.sum()), r.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    assert "no assistant turn" in one_error_line(run_cli("train", "llama", "--init", str(imported["llama"]),
+                                                         "--data", str(bad), "--out", str(tmp_path / "b")))
+    assert "need a chat template" in one_error_line(run_cli("train", "gpt", "--data", str(data),
+                                                            "--out", str(tmp_path / "c")))

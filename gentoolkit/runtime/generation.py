@@ -218,8 +218,9 @@ def stream_text(
     seed: int | None = None,
     stop: Sequence[str] = (),
 ) -> Iterator[tuple[int, str]]:
-    """Yield ``(row, text piece)`` as tokens arrive; stops each row at its end token or a stop string."""
-    encoded = [tokenizer.encode(p) for p in prompts]
+    """Yield ``(row, text piece)`` as tokens arrive; stops each row at its end token or a stop string.
+    A prompt is text, or token ids already (a chat turn rendered by its template)."""
+    encoded = [list(p) if not isinstance(p, str) else tokenizer.encode(p) for p in prompts]
     streams = [TextStreamer(tokenizer, stop) for _ in prompts]
 
     def should_stop(i: int, _tokens: list[int]) -> bool:

@@ -117,6 +117,21 @@ class TextTokenizer:
         self.never_id = self.pad_id if self.pad_id not in self.eos_ids else None
         self.chat_template = specials.chat_template
 
+    def special_texts(self) -> dict[str, str | None]:
+        """The special tokens as text, the variables a chat template reads (``bos_token``, ``eos_token``, ...)."""
+        text = lambda i: self.tok.id_to_token(i) if i is not None else None  # noqa: E731
+        return {"bos_token": text(self.bos_id), "eos_token": text(self.eos_id), "pad_token": text(self.pad_id),
+                "unk_token": text(self.specials.unk_id)}
+
+    def chat_ids(self, messages, add_generation_prompt: bool = True) -> list[int]:
+        """The token ids of ``messages`` under the chat template, as transformers' ``apply_chat_template``
+        gives them (the template writes its own special tokens)."""
+        from .chat import render
+
+        text = render(self.chat_template, messages, add_generation_prompt=add_generation_prompt,
+                      specials=self.special_texts())
+        return self.tok.encode(text, add_special_tokens=False).ids
+
     @classmethod
     def from_file(cls, path: str | Path, kind: str = "") -> TextTokenizer:
         from tokenizers import Tokenizer

@@ -57,3 +57,31 @@ def load_documents(source: str | None) -> list[str]:
     if not docs:
         raise DataError(f"the data {source!r} is empty; give it some text")
     return docs
+
+
+def load_conversations(source: str | None) -> list[list[dict]] | None:
+    """The conversations of a ``.jsonl`` file whose lines are ``{"messages": [{"role", "content"}, ...]}``,
+    or None when ``source`` is not such a file (plain text)."""
+    import json
+
+    if source is None or Path(source).suffix.lower() != ".jsonl" or not Path(source).is_file():
+        return None
+    conversations = []
+    for n, line in enumerate(_read_text(Path(source)).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{source}:{n} is not JSON ({exc.msg})") from None
+        messages = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(messages, list) or not messages or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in messages):
+            raise DataError(f'{source}:{n} must be {{"messages": [{{"role": ..., "content": ...}}, ...]}}')
+        if not any(m["role"] == "assistant" for m in messages):
+            raise DataError(f"{source}:{n} has no assistant turn to learn from")
+        conversations.append(messages)
+    if not conversations:
+        raise DataError(f"{source} holds no conversations")
+    return conversations

@@ -16,6 +16,8 @@ TEXT_OPTIONS = (
     SampleOption("repetition_penalty", float, "Penalize tokens already seen (1 = off).", low=0, low_open=True),
     SampleOption("stop", str, "Stop at this string (repeatable; \\n escapes allowed).", multiple=True, sampler=False,
                  escapes=True),
+    SampleOption("chat", str, "A user message, through the model's chat template; prints the reply, which ends at "
+                 "the end of the turn.", sampler=False),
 )
 #: the sampler by default, and the option that picks another one
 CHOOSE = {"": "sample", "greedy": "greedy"}

@@ -92,3 +92,28 @@ def register_samplers(register):
 def register_runtimes(register):
     register(RuntimeSpec(name="autoregressive", description="Exported KV-cache decoders: generate() and stream() text.",
                          load="gentoolkit_autoregressive.runtime:TextModel", sample_options=TEXT_OPTIONS))
+
+
+@hookimpl
+def register_commands(cli):
+    import click
+
+    from gentoolkit.params import SEED, Number
+
+    @cli.command()
+    @click.argument("path", type=click.Path())
+    @click.option("--system", help="A system message that starts the conversation.")
+    @click.option("--seed", type=SEED, help="Seed of the first reply (the next ones count up from it).")
+    @click.option("--max-new-tokens", type=Number(int, 1, 1_000_000), help="Longest reply, in tokens.")
+    @click.option("--greedy", is_flag=True, default=None, help="Always the most likely token.")
+    @click.option("--temperature", type=Number(float, 0), help="Divide logits by this (0 = greedy).")
+    @click.option("--top-p", type=Number(float, 0, 1, low_open=True), help="Nucleus mass.")
+    def chat(path, system, seed, max_new_tokens, greedy, temperature, top_p):
+        """Talk to a language model (a run or an export) through its chat template.
+
+        One message a line; /reset forgets the conversation, /exit (or the end of input) quits.
+        """
+        from .chat import chat_loop
+
+        options = {"max_new_tokens": max_new_tokens, "greedy": greedy, "temperature": temperature, "top_p": top_p}
+        chat_loop(path, system=system, seed=seed, options={k: v for k, v in options.items() if v is not None})

@@ -295,12 +295,27 @@ def stream_rows(decoder, tokenizer, defaults: dict, prompts: list[str], *, seed,
 def cli_sample(decoder, tokenizer, defaults: dict, *, n: int, seed, out, sampler, sampler_opts, prompt, options: dict
                ) -> None:
     """What ``gentool sample`` prints for a run or an export: ``n`` continuations of every prompt; one
-    row streams as it comes, a batch prints when it is done."""
+    row streams as it comes, a batch prints when it is done. With ``chat``, the reply to it."""
     import sys
 
     if out is not None:
         raise GentoolError("text models print to the terminal: --out is for families that write files; "
                            "redirect the text with '> FILE'")
+    chat = options.pop("chat", None)
+    if chat is not None:
+        if prompt:
+            raise GentoolError("give --chat or --prompt, not both")
+        ids = tokenizer.chat_ids([{"role": "user", "content": chat}])
+        rows = [ids for _ in range(n)]
+        texts = [""] * n
+        for i, piece in stream_rows(decoder, tokenizer, defaults, rows, seed=seed, sampler=sampler,
+                                    sampler_opts=sampler_opts, options=options):
+            if n == 1:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            texts[i] += piece
+        sys.stdout.write("\n" if n == 1 else "".join(f"--- sample {i + 1}\n{t}\n" for i, t in enumerate(texts)))
+        return
     rows = [p for p in (prompt or [""]) for _ in range(n)]
     pieces = stream_rows(decoder, tokenizer, defaults, rows, seed=seed, sampler=sampler, sampler_opts=sampler_opts,
                          options=options)
@@ -355,6 +370,16 @@ class TextModel:
         cli_sample(self.decoder, self.tokenizer, self.defaults, n=n, seed=seed, out=out, sampler=sampler,
                    sampler_opts=sampler_opts, prompt=prompt, options=options)
 
+    def stream_chat(self, messages: Sequence[dict], **kw) -> Iterator[str]:
+        """The assistant's reply to ``messages`` (``[{"role", "content"}, ...]``), piece by piece, through the
+        model's chat template; it ends at the end of the turn. ``kw`` as for :meth:`generate`."""
+        for _, piece in self.stream_rows([self.tokenizer.chat_ids(messages)], **kw):
+            yield piece
+
+    def chat(self, messages: Sequence[dict], **kw) -> str:
+        """The assistant's reply to ``messages``, whole."""
+        return "".join(self.stream_chat(messages, **kw))
+
     def stream(self, prompt: str = "", **kw) -> Iterator[str]:
         """Text pieces of one continuation, as they are generated."""
         for _, piece in self.stream_rows([prompt], **kw):
@@ -362,6 +387,8 @@ class TextModel:
 
     def generate(self, prompt: str | Sequence[str] = "", **kw) -> str | list[str]:
         """The continuation of a prompt (or a list of continuations for a list of prompts)."""
+        if not isinstance(prompt, str) and isinstance(prompt, Sequence) and prompt and isinstance(prompt[0], dict):
+            raise GentoolError("that is a list of messages: use chat(messages) for a chat turn")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         out = [""] * len(prompts)
         for i, piece in self.stream_rows(prompts, **kw):

@@ -15,9 +15,9 @@ from gentoolkit.registry import resolve
 from gentoolkit.runtime.tokenizer import TextTokenizer
 from gentoolkit.training import Context, cosine_lr
 
-from .data import load_documents
+from .data import load_conversations, load_documents
 from .model import build
-from .tokenizers_ import build_tokenizer, encode_corpus
+from .tokenizers_ import build_tokenizer, encode_data
 
 
 def split(ids: np.ndarray, val_fraction: float, block_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +46,8 @@ class LanguageModelTask:
         self.ctx = ctx
         cfg = ctx.config
         data, train = cfg["data"], cfg["train"]
-        docs = load_documents(data.path)
+        chat = load_conversations(data.path) is not None
+        docs = None if chat else load_documents(data.path)
         if train.batch_size % ctx.world_size:
             raise ConfigError(f"train.batch_size ({train.batch_size}) must be a multiple of the number of workers "
                               f"({ctx.world_size}): it is the global batch, split between them")
@@ -63,6 +64,9 @@ class LanguageModelTask:
             elif data.tokenizer == "hf":
                 raise ConfigError("data.tokenizer=hf is a pretrained model's own tokenizer: start from the model "
                                   "with --init (a run, or a Hugging Face folder)")
+            elif chat:
+                raise ConfigError(f"{data.path} holds conversations, which need a chat template: start from a model "
+                                  "that has one (--init)")
             else:
                 build_tokenizer(data.tokenizer, docs, data.bpe_vocab_size).save(tok_file)
         ctx.barrier()  # every worker reads the one tokenizer the main worker wrote
@@ -74,12 +78,19 @@ class LanguageModelTask:
             raise ConfigError(f"the tokenizer of --init has {self.tokenizer.vocab_size} tokens, its model "
                               f"{mcfg.vocab_size}")
         cfg["model"] = mcfg
-        ids = encode_corpus(self.tokenizer, docs)
+        ids, mask = encode_data(self.tokenizer, data.path, docs)
         self.block = mcfg.block_size
         tr, va = split(ids, data.val_fraction, self.block)
         # (N - T, T + 1) windows as a view: a batch is one gather
         self.train_windows = torch.from_numpy(tr).unfold(0, self.block + 1, 1)
         self.val_windows = torch.from_numpy(va).unfold(0, self.block + 1, 1)
+        # conversations: the targets outside the assistant's turns are -100, which the loss leaves out
+        self.train_labels = self.val_labels = None
+        if mask is not None:
+            labels = np.where(mask > 0, ids, -100)
+            tl, vl = labels[: len(tr)], labels[len(tr) :]
+            self.train_labels = torch.from_numpy(tl).unfold(0, self.block + 1, 1)
+            self.val_labels = torch.from_numpy(vl).unfold(0, self.block + 1, 1)
         self.model = build(mcfg)
         if ctx.init is not None:
             self._load_init(ctx.init)
@@ -106,12 +117,15 @@ class LanguageModelTask:
         load_tensors(tensors, {"": self.model}, f"--init {init}")
 
     # batches -----------------------------------------------------------------
-    def batch(self, windows: torch.Tensor, rng: np.random.Generator, batch_size: int, shard: bool = True):
+    def batch(self, windows: torch.Tensor, rng: np.random.Generator, batch_size: int, shard: bool = True,
+              labels: torch.Tensor | None = None):
         ix = rng.integers(0, len(windows), size=batch_size)
         if shard:  # each worker its own disjoint share of the global batch
             ix = ix[self.ctx.rank :: self.ctx.world_size]
-        w = windows[torch.from_numpy(ix)].to(self.ctx.device, non_blocking=True)
-        return w[:, :-1], w[:, 1:]
+        idx = torch.from_numpy(ix)
+        w = windows[idx].to(self.ctx.device, non_blocking=True)
+        y = w[:, 1:] if labels is None else labels[idx, 1:].to(self.ctx.device, non_blocking=True)
+        return w[:, :-1], y
 
     # Task protocol -------------------------------------------------------------
     def weights(self):
@@ -132,10 +146,13 @@ class LanguageModelTask:
         self.model.train()
         total = 0.0
         for _ in range(cfg.grad_accum):
-            x, y = self.batch(self.train_windows, self.rng, cfg.batch_size)
+            x, y = self.batch(self.train_windows, self.rng, cfg.batch_size, labels=self.train_labels)
             with self.ctx.autocast():
                 logits, _ = self.forward(x)
-                loss = self.loss(logits.reshape(-1, logits.size(-1)), y.reshape(-1)) / cfg.grad_accum
+                if self.train_labels is not None and not bool((y != -100).any()):
+                    loss = logits.sum() * 0.0  # no assistant token in this batch: nothing to learn, not NaN
+                else:
+                    loss = self.loss(logits.reshape(-1, logits.size(-1)), y.reshape(-1)) / cfg.grad_accum
             loss.backward()
             total += loss.item()
         if cfg.grad_clip > 0:
@@ -151,32 +168,39 @@ class LanguageModelTask:
         rng = np.random.default_rng(cfg.seed + 1)  # the same windows at every evaluation
         losses = []
         for _ in range(cfg.eval_batches):
-            x, y = self.batch(self.val_windows, rng, cfg.batch_size, shard=False)
+            x, y = self.batch(self.val_windows, rng, cfg.batch_size, shard=False, labels=self.val_labels)
             with self.ctx.autocast():
                 logits, _ = self.model(x)
-            losses.append(torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1)).item())
-        return {"val_loss": float(np.mean(losses))}
+            if bool((y != -100).any()):  # conversations: a batch may hold no assistant token
+                losses.append(torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
+                                                                y.reshape(-1)).item())
+        return {"val_loss": float(np.mean(losses)) if losses else float("nan")}
 
     def on_eval(self, step: int) -> None:
         pass
 
 
-def full_val_loss(model, windows_ids: np.ndarray, block: int, batch: int = 32) -> tuple[float, int]:
-    """Mean cross-entropy over the whole split in non-overlapping windows; returns (loss, tokens)."""
+def full_val_loss(model, windows_ids: np.ndarray, block: int, batch: int = 32,
+                  labels: np.ndarray | None = None) -> tuple[float, int]:
+    """Mean cross-entropy over the whole split in non-overlapping windows; returns (loss, tokens). With
+    ``labels`` (-100 where nothing is learned: conversations), over the tokens learned only."""
     model.eval()
     n = (len(windows_ids) - 1) // block
     if n < 1:
         raise DataError("the evaluation data is shorter than one context window")
     ids = torch.from_numpy(windows_ids[: n * block + 1])
+    targets = ids if labels is None else torch.from_numpy(labels[: n * block + 1])
     total, count = 0.0, 0
     with torch.no_grad():
         for s in range(0, n, batch):
             e = min(n, s + batch)
             x = torch.stack([ids[i * block : (i + 1) * block] for i in range(s, e)])
-            y = torch.stack([ids[i * block + 1 : (i + 1) * block + 1] for i in range(s, e)])
+            y = torch.stack([targets[i * block + 1 : (i + 1) * block + 1] for i in range(s, e)])
             logits, _ = model(x)
             total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
-            count += y.numel()
+            count += int((y != -100).sum())
+    if count == 0:
+        raise DataError("the evaluation data has no token to learn (no assistant turn in the validation split)")
     return total / count, count
 
 
