@@ -309,9 +309,13 @@ def export(
     optimize: bool = True,
     check: bool = True,
     overwrite: bool = False,
+    external_data_bytes: int = EXTERNAL_DATA_BYTES,
     log=print,
 ) -> dict:
     """Export a run folder to ``out``; returns the manifest. The Python API of ``gentool export``.
+
+    A graph larger than ``external_data_bytes`` keeps its weights in one ``model.onnx.data`` file beside
+    ``model.onnx`` (protobuf cannot hold 2 GB); 0 makes every export do so.
 
     ``out`` may be missing, an empty folder or a previous export (replaced in one step); a folder
     with other files needs ``overwrite=True``, and even then only the export's own files change.
@@ -390,7 +394,7 @@ def export(
                 for k in q_ort:
                     log(f"  {k:<24} onnxruntime {q_ort[k]:.4f}  pytorch {q_pt[k]:.4f}  change {q_ort[k] - q_pt[k]:+.4f}")
         faults.point("export.validated")
-        external = path.stat().st_size > EXTERNAL_DATA_BYTES
+        external = path.stat().st_size > external_data_bytes
         manifest["files"] = sorted({MANIFEST, MODEL, *plan.files} | ({MODEL + ".data"} if external else set()))
         _finalize(path, manifest, external=external)
         write_json(tmp / MANIFEST, manifest)

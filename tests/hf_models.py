@@ -44,10 +44,11 @@ def llama(folder: Path, text: str, *, tie: bool = False, dtype: str = "float32",
 
     folder.mkdir(parents=True, exist_ok=True)
     tok = tokenizer(folder, text, kind="llama")
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, rope_theta=10000.0,
-                      rms_norm_eps=1e-5, tie_word_embeddings=tie, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **overrides)
+    cfg = LlamaConfig(**{**dict(vocab_size=len(tok), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=tie,
+                                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                pad_token_id=tok.pad_token_id), **overrides})
     torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg).to(getattr(torch, dtype)).eval()
     model.save_pretrained(str(folder), safe_serialization=True, **({"max_shard_size": shard} if shard else {}))
@@ -61,8 +62,8 @@ def gpt2(folder: Path, text: str, *, seed: int = 0, dtype: str = "float32", **ov
 
     folder.mkdir(parents=True, exist_ok=True)
     tok = tokenizer(folder, text, kind="gpt2")
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=64, n_layer=2, n_head=4,
-                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **overrides)
+    cfg = GPT2Config(**{**dict(vocab_size=len(tok), n_positions=128, n_embd=64, n_layer=2, n_head=4,
+                               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id), **overrides})
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(cfg).to(getattr(torch, dtype)).eval()
     model.save_pretrained(str(folder), safe_serialization=True)

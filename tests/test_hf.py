@@ -318,3 +318,47 @@ def test_fine_tuning_on_conversations_learns_the_assistant_turns_only(imported, 
                                                          "--data", str(bad), "--out", str(tmp_path / "b")))
     assert "need a chat template" in one_error_line(run_cli("train", "gpt", "--data", str(data),
                                                             "--out", str(tmp_path / "c")))
+
+
+@pytest.mark.slow
+def test_real_sizes_a_50k_vocabulary_a_2k_context_bf16_weights_and_external_data(tmp_path, text):
+    from gentoolkit.export import export
+    from gentoolkit.runtime import load
+    from gentoolkit_autoregressive.sample import TorchDecoder, load_run
+    from gentoolkit_autoregressive.samplers import make_greedy
+
+    src = hf_models.llama(tmp_path / "src", text, dtype="bfloat16", vocab_size=50257, max_position_embeddings=2048)
+    run = tmp_path / "run"
+    assert run_cli("import", str(src), "-o", str(run)).exit_code == 0
+    out = tmp_path / "onnx"
+    manifest = export(run, out, external_data_bytes=0, log=lambda m: None)  # as a model over 2 GB is written
+    assert (out / "model.onnx.data").is_file() and "model.onnx.data" in manifest["files"]
+    assert (out / "model.onnx").stat().st_size < (out / "model.onnx.data").stat().st_size / 10
+    lm = load(out)  # the external-data path check reads the graph's locations
+    assert lm.decoder.context_length == 2048 and lm.decoder.vocab_size == 50257
+    model, tok, _ = load_run(Run.open(run))
+    prompt = tok.encode(text[:20000])[:1500]
+    assert len(prompt) == 1500
+    rows = [[int(t[0]) for t in generate_tokens(d, [prompt], sampler=make_greedy(), max_new_tokens=16,
+                                                pad_id=tok.pad_id, eos_id=None, never_id=None)]
+            for d in (TorchDecoder(model), lm.decoder)]
+    assert rows[0] == rows[1]
+    ids, mask, pos = left_pad([prompt], tok.pad_id)
+    ort_logits, _ = lm.decoder(ids, mask, pos, lm.decoder.empty_past(1))
+    with torch.no_grad():
+        pt_logits, _ = model(torch.from_numpy(ids))
+    np.testing.assert_allclose(ort_logits[0], pt_logits[0, -1].numpy(), atol=1e-4, rtol=0)
+
+
+def test_fine_tuning_runs_under_ddp(hf_dirs, imported, tmp_path, corpus):
+    from gentoolkit.checkpoint import read_weights
+
+    from .conftest import run_subprocess
+
+    out = tmp_path / "ddp"
+    r = run_subprocess("train", "llama", "--init", str(imported["llama"]), "--data", str(corpus), "--out", str(out),
+                       "--steps", "4", "--nproc-per-node", "2", "--device", "cpu", "--set", "train.eval_interval=2",
+                       "--set", "train.eval_batches=2", "--set", "model.block_size=64")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert all(torch.isfinite(t).all() for t in read_weights(out / "model.safetensors").values())
+    assert json.loads((out / "config.json").read_text())["init"] == str(hf_dirs["llama"].resolve())  # the original

@@ -39,7 +39,7 @@ def load_run(run: Run, device: str = "cpu"):
     run.require(WEIGHTS, "tokenizer.json")
     tree = run.tree()
     tok = TextTokenizer.from_file(run.file("tokenizer.json"), tree["data"].tokenizer)
-    if tree["model"].vocab_size != tok.vocab_size:
+    if not isinstance(tree["model"].vocab_size, int) or tok.vocab_size > tree["model"].vocab_size:
         raise RunError(f"{run.path}: config.json says model.vocab_size={tree['model'].vocab_size} but tokenizer.json "
                        f"has {tok.vocab_size} tokens; they are not from the same run")
     model = build(tree["model"])
