@@ -362,3 +362,43 @@ def test_fine_tuning_runs_under_ddp(hf_dirs, imported, tmp_path, corpus):
     assert r.returncode == 0, r.stderr[-3000:]
     assert all(torch.isfinite(t).all() for t in read_weights(out / "model.safetensors").values())
     assert json.loads((out / "config.json").read_text())["init"] == str(hf_dirs["llama"].resolve())  # the original
+
+
+def test_import_needs_no_transformers(hf_dirs, tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    block = ("import importlib.abc, sys\n"
+             "class _No(importlib.abc.MetaPathFinder):\n"
+             "    def find_spec(self, name, path, target=None):\n"
+             "        if name.split('.')[0] in ('transformers', 'huggingface_hub'):\n"
+             "            raise ImportError('blocked in this test')\n"
+             "sys.meta_path.insert(0, _No())\n"
+             "from gentoolkit.cli import main\n"
+             f"sys.argv = ['gentool', 'import', {str(hf_dirs['llama'])!r}, '-o', {str(tmp_path / 'run')!r}]\n"
+             "main()\n")
+    r = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_a_row_ends_at_any_of_its_end_tokens():
+    from gentoolkit_autoregressive.samplers import make_greedy
+
+    class Decoder:  # a model whose next token is always the last one plus one
+        context_length = 64
+
+        def empty_past(self, batch):
+            return None
+
+        def __call__(self, ids, mask, pos, past):
+            logits = np.full((ids.shape[0], 32), -10.0, dtype=np.float32)
+            logits[np.arange(ids.shape[0]), (ids[:, -1] + 1) % 32] = 10.0
+            return logits, None
+
+    rows = list(generate_tokens(Decoder(), [[3], [10]], sampler=make_greedy(), max_new_tokens=8, pad_id=0,
+                                eos_id=(6, 12), never_id=None))
+    assert [int(r[0]) for r in rows[:3]] == [4, 5, 6] and [int(r[1]) for r in rows[:2]] == [11, 12]
+    assert all(int(r[1]) == -1 for r in rows[2:]) and len(rows) == 3  # each row stopped at its own end token
