@@ -251,20 +251,34 @@ def eval_(run, data, as_json, device):
               help="Folder to write: new, empty, or a previous export (replaced in one step).")
 @click.option("--opset", type=Number(int, 1, 10_000), default=17, show_default=True, help="ONNX opset.")
 @click.option("--atol", type=POSITIVE, help="Largest allowed difference from PyTorch (default 1e-4 fp32, 5e-2 fp16, 1.0 int8).")
-@click.option("--dtype", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
-@click.option("--quantize", type=click.Choice(["int8"]), help="Dynamic int8 quantization of the weights.")
+@click.option("--dtype", type=click.Choice(["fp32", "fp16", "int8", "int4"]), default="fp32", show_default=True,
+              help="int8 and int4: weight-only quantization (onnxruntime's MatMulNBits).")
+@click.option("--quantize", type=click.Choice(["int8"]), help="Dynamic int8 quantization of the weights (the older way).")
+@click.option("--block-size", type=Number(int, 16, 4096), help="int8/int4: weights per scale [default: 32].")
+@click.option("--asymmetric", is_flag=True, default=None, help="int8/int4: a zero point per block (default: symmetric).")
+@click.option("--accuracy-level", type=Number(int, 0, 4),
+              help="int8/int4: onnxruntime's arithmetic, 0 as the inputs to 4 int8 [default: 4].")
+@click.option("--quantize-head/--keep-head", default=None, help="int8/int4: quantize the output projection [default: yes].")
+@click.option("--quantize-embedding", is_flag=True, default=None, help="int8/int4: quantize the token embedding too.")
+@click.option("--eval-data", type=click.Path(), help="A text file to report the export's loss and perplexity on, beside "
+              "PyTorch's (default: the run's validation split).")
 @click.option("--optimize/--no-optimize", default=True, show_default=True, help="onnxruntime's portable graph optimizations.")
 @click.option("--no-validate", is_flag=True, help="Skip onnx.checker and the parity check against PyTorch.")
 @click.option("--overwrite", is_flag=True,
               help="Write into a folder that holds other files; they are kept, only the export's own change.")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "hf"]), default="onnx", show_default=True,
               help="onnx: a validated ONNX folder; hf: a Hugging Face folder for transformers.")
-def export(run, out, opset, atol, dtype, quantize, optimize, no_validate, overwrite, fmt):
+def export(run, out, opset, atol, dtype, quantize, block_size, asymmetric, accuracy_level, quantize_head,
+           quantize_embedding, eval_data, optimize, no_validate, overwrite, fmt):
     """Export a run to a validated ONNX folder (model.onnx, gentoolkit.json, ...) or a Hugging Face folder."""
-    from .export import main_cli
+    from .export import WeightQuant, main_cli
 
+    given = {k: v for k, v in {"block_size": block_size, "symmetric": None if asymmetric is None else not asymmetric,
+                               "accuracy_level": accuracy_level, "head": quantize_head,
+                               "embedding": quantize_embedding}.items() if v is not None}
+    weights = WeightQuant(**given) if given or dtype in ("int8", "int4") else None
     main_cli(run, out, opset=opset, atol=atol, dtype=dtype, quantize=quantize, optimize=optimize, check=not no_validate,
-             overwrite=overwrite, fmt=fmt)
+             overwrite=overwrite, fmt=fmt, weights=weights, eval_data=eval_data)
 
 
 @cli.command(name="import")

@@ -13,6 +13,7 @@ The folder format is :mod:`gentoolkit.contract` (documented in docs/onnx-contrac
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from .errors import ExportError
 from .registry import resolve
 from .run import WEIGHTS, Run
 
-DEFAULT_ATOL = {"fp32": 1e-4, "fp16": 5e-2, "int8": 1.0}
+DEFAULT_ATOL = {"fp32": 1e-4, "fp16": 5e-2, "int8": 1.0, "int8-weights": 1.0, "int4": 2.0}
 DEFAULT_OPSET = 17
 EXTERNAL_DATA_BYTES = 1_800_000_000  # stay clear of protobuf's 2 GB limit
 
@@ -50,6 +51,8 @@ class ExportPlan:
     sampler_defaults: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str | bytes] = field(default_factory=dict)  # extra files to write beside the model
     quality: Callable[[Runner], dict[str, float]] | None = None  # e.g. validation loss through a runner
+    # the same report on a file the user names (``gentool export --eval-data``): the path in, a quality out
+    quality_on: Callable[[Path], Callable[[Runner], dict[str, float]]] | None = None
     manifest: dict[str, Any] = field(default_factory=dict)  # the family's own manifest entries (a tokenizer file)
     # node-name prefixes (module scopes, "/name/") that --dtype fp16 keeps in float32, reading the float32
     # graph inputs themselves: arithmetic that needs float32's precision
@@ -80,7 +83,11 @@ def ort_runner(path: Path, providers=None) -> Runner:
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's own error, on one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"onnxruntime cannot load the exported graph: {first}") from None
     names_out = [o.name for o in sess.get_outputs()]
     names_in = {i.name for i in sess.get_inputs()}
 
@@ -194,6 +201,105 @@ def _quantize_int8(path: Path) -> None:
     finally:
         logging.getLogger().setLevel(level)
     out.replace(path)
+
+
+@dataclass(frozen=True)
+class WeightQuant:
+    """Weight-only quantization of the MatMul (and optionally Gather) weights to ``bits`` (onnxruntime's
+    ``MatMulNBits``): ``block_size`` weights share a scale, ``symmetric`` or with a zero point, and
+    ``accuracy_level`` the arithmetic onnxruntime may use (0: as the inputs, 4: int8, the fastest on
+    CPUs). ``head``: the output projection too; ``embedding``: the token embedding too."""
+
+    bits: int = 4
+    block_size: int = 32
+    symmetric: bool = True
+    accuracy_level: int = 4
+    head: bool = True
+    embedding: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _quantize_weights(path: Path, q: WeightQuant, outputs: list[str]) -> dict[str, int]:
+    """Quantize the weights in place; returns how many nodes of each kind were quantized."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    model = onnx.load(str(path))
+    _gemm_to_matmul(model)
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if q.embedding and opset < 21:  # GatherBlockQuantized's int4 tables need opset 21; convert, not relabel
+        from onnx import version_converter
+
+        try:
+            model = version_converter.convert_version(model, 21)
+        except Exception as exc:  # noqa: BLE001
+            raise ExportError(f"--quantize-embedding needs opset 21 and the graph does not convert: {exc}; "
+                              "export without it or with --opset 21") from None
+    made_by = {o: n for n in model.graph.node for o in n.output}
+    exclude = []
+    if not q.head:  # the MatMul that makes the first output (through reshapes)
+        name = outputs[0]
+        while name in made_by and made_by[name].op_type != "MatMul":
+            name = made_by[name].input[0]
+        if name in made_by:
+            exclude.append(made_by[name].name)
+    ops = ("MatMul", "Gather") if q.embedding else ("MatMul",)
+    level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)
+    try:
+        config = DefaultWeightOnlyQuantConfig(block_size=q.block_size, is_symmetric=q.symmetric,
+                                              accuracy_level=q.accuracy_level, bits=q.bits, op_types_to_quantize=ops)
+        quantizer = MatMulNBitsQuantizer(model, bits=q.bits, block_size=q.block_size, is_symmetric=q.symmetric,
+                                         accuracy_level=q.accuracy_level, nodes_to_exclude=exclude,
+                                         op_types_to_quantize=ops, algo_config=config)
+        quantizer.process()
+    finally:
+        logging.getLogger().setLevel(level)
+    out = quantizer.model.model
+    onnx.save(out, str(path))
+    counts: dict[str, int] = {}
+    for n in out.graph.node:
+        if n.op_type in ("MatMulNBits", "GatherBlockQuantized"):
+            counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    return counts
+
+
+def _gemm_to_matmul(model) -> None:
+    """Each ``Gemm`` with a constant weight (a Linear on a 2-D input) as ``MatMul`` and ``Add``, which the
+    weight-only quantizer takes (it leaves ``Gemm`` alone)."""
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type != "Gemm" or node.input[1] not in inits or attrs.get("transA", 0)
+                or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0):
+            nodes.append(node)
+            continue
+        weight = numpy_helper.to_array(inits[node.input[1]])
+        name = node.input[1] + "_matmul"
+        model.graph.initializer.append(numpy_helper.from_array(weight.T.copy() if attrs.get("transB", 0) else weight,
+                                                               name))
+        if len(node.input) > 2 and node.input[2]:
+            mid = node.output[0] + "_matmul"
+            nodes.append(helper.make_node("MatMul", [node.input[0], name], [mid], name=node.name + "_matmul"))
+            nodes.append(helper.make_node("Add", [mid, node.input[2]], list(node.output), name=node.name + "_bias"))
+        else:
+            nodes.append(helper.make_node("MatMul", [node.input[0], name], list(node.output), name=node.name))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    used = {i for n in model.graph.node for i in n.input}
+    keep = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
 
 
 def _finalize(path: Path, manifest: dict, external: bool) -> None:
@@ -310,6 +416,8 @@ def export(
     check: bool = True,
     overwrite: bool = False,
     external_data_bytes: int = EXTERNAL_DATA_BYTES,
+    weights: WeightQuant | None = None,
+    eval_data: str | Path | None = None,
     log=print,
 ) -> dict:
     """Export a run folder to ``out``; returns the manifest. The Python API of ``gentool export``.
@@ -331,28 +439,51 @@ def export(
     run.require(WEIGHTS)
     if spec.export is None:
         raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) does not describe an ONNX export")
-    if dtype not in ("fp32", "fp16"):
-        raise ExportError(f"--dtype must be fp32 or fp16, got {dtype!r}")
+    if dtype not in ("fp32", "fp16", "int8", "int4"):
+        raise ExportError(f"--dtype must be fp32, fp16, int8 or int4, got {dtype!r}")
     if quantize not in (None, "int8"):
         raise ExportError(f"--quantize supports int8 only, got {quantize!r}")
-    if quantize and dtype == "fp16":
-        raise ExportError("choose --dtype fp16 or --quantize int8, not both")
+    if quantize and dtype != "fp32":
+        raise ExportError(f"choose --dtype {dtype} or --quantize int8 (dynamic), not both")
+    if dtype in ("int8", "int4"):
+        weights = dataclasses.replace(weights or WeightQuant(), bits=8 if dtype == "int8" else 4)
+        if weights.block_size < 16 or weights.block_size & (weights.block_size - 1):
+            raise ExportError(f"--block-size must be a power of two, 16 or more, got {weights.block_size}")
+        if weights.accuracy_level not in (0, 1, 2, 3, 4):
+            raise ExportError(f"--accuracy-level must be 0 to 4, got {weights.accuracy_level}")
+    elif weights is not None:
+        raise ExportError("--block-size, --asymmetric, --accuracy-level and the head and embedding options are for "
+                          "--dtype int4 or int8")
     import torch.onnx
 
     lo, hi = _opset_range()
     if not lo <= opset <= hi:
         raise ExportError(f"the installed PyTorch exports opsets {lo} to {hi}, not {opset}; try --opset {DEFAULT_OPSET}")
-    kind = "int8" if quantize else dtype
+    kind = "int8" if quantize else "int8-weights" if dtype == "int8" else dtype
     atol = DEFAULT_ATOL[kind] if atol is None else atol
     out = Path(out)
     mode = check_target(out, Path(run_path), overwrite)
+    if eval_data is not None and not Path(eval_data).is_file():
+        raise ExportError(f"--eval-data {eval_data} is not a file; name a text file to measure the export's quality on")
+    if eval_data is not None and not check:
+        raise ExportError("--eval-data measures quality during validation; drop --no-validate")
     remove_stale_temps(out.parent, stem=out.name)
     plan: ExportPlan = resolve(spec.export)(run)
+    if eval_data is not None and plan.quality_on is None:
+        raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) cannot measure quality on a named file; "
+                          "drop --eval-data")
     tmp = new_temp_dir(out)
     try:
         path = tmp / MODEL
         _convert(plan, path, opset)
         faults.point("export.converted")
+        quantized = None
+        if weights is not None:  # before the optimizer fuses MatMul and Add into Gemm, which it leaves alone
+            quantized = _quantize_weights(path, weights, [s["name"] for s in plan.outputs])
+            if not quantized:
+                raise ExportError(f"--dtype {dtype} found no MatMul weights to quantize in {spec.name}'s graph")
+            if weights.embedding:
+                opset = max(opset, 21)
         if dtype == "fp16":
             _to_fp16(path, plan.fp32_scopes)
         if optimize or dtype == "fp16":
@@ -374,6 +505,7 @@ def export(
             "opset": opset,
             "dtype": dtype,
             "quantize": quantize,
+            "weights": None if weights is None else {**weights.as_dict(), "nodes": quantized},
             "model_file": MODEL,
             "config": run.config,
             "io": {"inputs": plan.inputs, "outputs": plan.outputs},
@@ -386,10 +518,14 @@ def export(
         manifest.update(plan.manifest)
         if check:
             log(f"validating {spec.name} in onnxruntime against PyTorch ({kind}):")
-            manifest["validation"] = {"atol": atol, "max_abs_diff": validate(plan, path, atol, log)}
-            if plan.quality is not None:
-                q_ort = plan.quality(ort_runner(path))
-                q_pt = plan.quality(torch_runner(plan))
+            manifest["validation"] = {"atol": atol, "max_abs_diff": validate(plan, path, atol, log),
+                                      "cases": [name for name, _ in plan.cases]}
+            quality = plan.quality
+            if eval_data is not None:
+                quality = plan.quality_on(Path(eval_data))
+            if quality is not None:
+                q_ort = quality(ort_runner(path))
+                q_pt = quality(torch_runner(plan))
                 manifest["validation"]["quality"] = {"onnxruntime": q_ort, "pytorch": q_pt}
                 for k in q_ort:
                     log(f"  {k:<24} onnxruntime {q_ort[k]:.4f}  pytorch {q_pt[k]:.4f}  change {q_ort[k] - q_pt[k]:+.4f}")
@@ -419,9 +555,11 @@ def main_cli(run, out, fmt: str = "onnx", **kw) -> None:
         if spec.hf_export is None:
             raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) has no Hugging Face export; "
                               "export it to ONNX")
-        others = [k for k in ("opset", "atol", "dtype", "quantize") if kw.get(k) not in (None, DEFAULT_OPSET, "fp32")]
+        others = [k for k in ("opset", "atol", "dtype", "quantize", "weights", "eval_data")
+                  if kw.get(k) not in (None, DEFAULT_OPSET, "fp32")]
         if others:
-            raise ExportError(f"--{others[0]} is for ONNX exports, not --format hf")
+            flag = {"weights": "block-size", "eval_data": "eval-data"}.get(others[0], others[0])
+            raise ExportError(f"--{flag} is for ONNX exports, not --format hf")
         resolve(spec.hf_export)(r, out, overwrite=kw.get("overwrite", False), log=log)
         return
     export(run, out, log=log, **kw)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gentoolkit.contract import MANIFEST
-from gentoolkit.export import export
+from gentoolkit.export import WeightQuant, export
 from gentoolkit.run import Run
 from gentoolkit.runtime.generation import generate_tokens, left_pad
 from gentoolkit_autoregressive.sample import TorchDecoder, load_run
@@ -128,6 +128,63 @@ def test_reduced_precision_reports_what_it_cost(gpt_run, gan_run, tmp_path, kind
     if kind == "int8":
         full = export(gpt_run, tmp_path / "fp32", log=lambda s: None)
         assert full and size(tmp_path / f"int8-{gpt_run.name}") < size(tmp_path / "fp32")
+
+
+@pytest.mark.parametrize("dtype", ["int4", "int8"])
+@pytest.mark.parametrize("name", ["gpt", "llama"])
+def test_weight_only_quantization_validates_every_case(name, dtype, request, tmp_path, corpus):
+    """int4/int8 weight-only exports pass the same cases as fp32 (prefill, cached steps, a left-padded batch,
+    the full context) at their tolerance, hold MatMulNBits weights, report their quality, and generate."""
+    from gentoolkit.runtime import load
+
+    run = request.getfixturevalue(f"{name}_run")
+    lines = []
+    m = export(run, tmp_path / "q", dtype=dtype, eval_data=corpus, log=lines.append)
+    w = m["weights"]
+    assert w["bits"] == int(dtype[3:]) and w["block_size"] == 32 and w["symmetric"] and w["accuracy_level"] == 4
+    graph = onnx.load(str(tmp_path / "q" / "model.onnx"))
+    ops = [n.op_type for n in graph.graph.node]
+    L = m["runtime"]["n_layer"]
+    per_layer = {"gpt": 4, "llama": 5}[name]  # packed qkv, out, and the mlp: 2 (gpt) or 3 (llama) matrices
+    assert ops.count("MatMulNBits") == w["nodes"]["MatMulNBits"] == L * per_layer + 1  # and the head
+    assert "MatMul" not in ops or all(
+        not any(i in {t.name for t in graph.graph.initializer} for i in n.input) for n in graph.graph.node
+        if n.op_type == "MatMul")  # no float weight is left in a MatMul
+    assert any("left padded" in c for c in m["validation"]["cases"]) and any("full context" in c for c in m["validation"]["cases"])
+    assert m["validation"]["max_abs_diff"]["logits"] <= m["validation"]["atol"]
+    q = m["validation"]["quality"]
+    assert q["onnxruntime"]["val_loss"] == pytest.approx(q["pytorch"]["val_loss"], abs=0.1)
+    assert q["onnxruntime"]["perplexity"] == pytest.approx(np.exp(q["onnxruntime"]["val_loss"]))
+    fp32 = (tmp_path / "fp32")
+    export(run, fp32, log=lambda s: None, check=False)
+    assert (tmp_path / "q" / "model.onnx").stat().st_size < 0.6 * (fp32 / "model.onnx").stat().st_size
+    model = load(tmp_path / "q")
+    a = model.generate("The ", max_new_tokens=12, temperature=0)
+    assert isinstance(a, str) and a == model.generate("The ", max_new_tokens=12, temperature=0)
+
+
+def test_weight_only_options_reach_the_graph(llama_run, tmp_path):
+    m = export(llama_run, tmp_path / "a", dtype="int4",
+               weights=WeightQuant(block_size=64, symmetric=False, head=False, embedding=True), log=lambda s: None)
+    w = m["weights"]
+    assert (w["block_size"], w["symmetric"], w["head"], w["embedding"]) == (64, False, False, True)
+    graph = onnx.load(str(tmp_path / "a" / "model.onnx"))
+    nbits = [n for n in graph.graph.node if n.op_type == "MatMulNBits"]
+    assert len(nbits) == m["runtime"]["n_layer"] * 5 and w["nodes"]["GatherBlockQuantized"] == 1
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in nbits[0].attribute}
+    assert attrs["block_size"] == 64 and attrs["bits"] == 4 and len(nbits[0].input) >= 4  # a zero point input
+    assert m["opset"] == max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
+    # bad options: one line each, nothing written
+    for args, part in (
+        (["--block-size", "24", "--dtype", "int4"], "power of two"),
+        (["--block-size", "64"], "for --dtype int4 or int8"),
+        (["--dtype", "int4", "--quantize", "int8"], "not both"),
+        (["--dtype", "int4", "--eval-data", str(tmp_path / "nope.txt")], "is not a file"),
+        (["--format", "hf", "--dtype", "int4"], "for ONNX exports"),
+    ):
+        line = one_error_line(run_cli("export", str(llama_run), "-o", str(tmp_path / "bad"), *args))
+        assert part in line, (args, line)
+        assert not (tmp_path / "bad").exists()
 
 
 def test_export_failures_are_one_line_and_leave_nothing(tmp_path, gpt_run):

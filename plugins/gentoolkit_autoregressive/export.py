@@ -12,6 +12,7 @@ import json
 import numpy as np
 import torch
 
+from gentoolkit.errors import ExportError
 from gentoolkit.export import ExportPlan
 from gentoolkit.run import Run
 
@@ -148,19 +149,30 @@ def plan(run: Run) -> ExportPlan:
     example_past = {n: rng.standard_normal((2, Hkv, 4, D)).astype(np.float32) for n in past_names}
     example = _feeds(ex_ids, np.ones((2, 7), np.int64), ex_pos + 4, example_past)
 
-    val_windows = _val_windows(tree, tok, T)
+    def quality_of(windows):
+        def quality(run_fn) -> dict:
+            total, count = 0.0, 0
+            for w in windows:
+                x = w[None, :-1]
+                out = run_fn(_feeds(x, np.ones_like(x), np.arange(x.shape[1])[None], empty(1)))
+                logits = out["logits"][0].astype(np.float64)
+                logits -= logits.max(-1, keepdims=True)
+                logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+                total -= logp[np.arange(len(w) - 1), w[1:]].sum()
+                count += len(w) - 1
+            loss = total / max(count, 1)
+            return {"val_loss": loss, "perplexity": float(np.exp(loss))}
 
-    def quality(run_fn) -> dict:
-        total, count = 0.0, 0
-        for w in val_windows:
-            x = w[None, :-1]
-            out = run_fn(_feeds(x, np.ones_like(x), np.arange(x.shape[1])[None], empty(1)))
-            logits = out["logits"][0].astype(np.float64)
-            logits -= logits.max(-1, keepdims=True)
-            logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-            total -= logp[np.arange(len(w) - 1), w[1:]].sum()
-            count += len(w) - 1
-        return {"val_loss": total / max(count, 1)}
+        return quality if windows else None
+
+    def quality_on(text_path):
+        from .data import load_documents
+        from .tokenizers_ import encode_corpus
+
+        ids = encode_corpus(tok, load_documents(text_path))
+        if len(ids) < 2:
+            raise ExportError(f"{text_path} holds fewer than 2 tokens; name a longer text to measure perplexity on")
+        return quality_of(_windows(ids, min(T, len(ids) - 1)))
 
     sampler = {k: v for k, v in run.config.get("sampler", {}).items()}
     return ExportPlan(
@@ -169,6 +181,8 @@ def plan(run: Run) -> ExportPlan:
         outputs=outputs,
         example=example,
         cases=cases,
+        quality=quality_of(_val_windows(tree, tok, T)),
+        quality_on=quality_on,
         runtime={
             "kind": "decoder",
             "n_layer": L,
@@ -187,7 +201,6 @@ def plan(run: Run) -> ExportPlan:
             **tokenizer_files(run.path, tok, T, tokenizer_class="GPT2Tokenizer"),
             "genai_config.json": json.dumps(genai_config(cfg, tok, Hkv, D), indent=2),
         },
-        quality=quality,
         manifest={"tokenizer": "tokenizer.json"},
     )
 
@@ -203,5 +216,13 @@ def _val_windows(tree, tok, block: int, n: int = 8) -> list[np.ndarray]:
         _, val = split(ids, tree["data"].val_fraction, block)
     except Exception:  # noqa: BLE001 - the data may be gone; quality is then not reported
         return []
-    starts = np.linspace(0, len(val) - block - 1, n).astype(int)
-    return [val[s : s + block + 1] for s in starts]
+    return _windows(val, block, n)
+
+
+def _windows(ids, block: int, n: int = 8) -> list[np.ndarray]:
+    """``n`` windows of ``block + 1`` tokens spread evenly over ``ids`` (fewer where ``ids`` is short)."""
+    ids = np.asarray(ids)
+    if len(ids) < block + 1:
+        return []
+    starts = np.unique(np.linspace(0, len(ids) - block - 1, n).astype(int))
+    return [ids[s : s + block + 1] for s in starts]
