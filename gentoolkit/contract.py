@@ -96,7 +96,8 @@ def validate_manifest(manifest: dict[str, Any], where: str) -> None:
     bad += [] if isinstance(files, list) and all(isinstance(f, str) for f in files) else ["files"]
     io = manifest["io"]
     if not (isinstance(io, dict) and all(isinstance(io.get(side), list) for side in ("inputs", "outputs")) and all(
-            isinstance(e, dict) and isinstance(e.get("name"), str) and e.get("dtype") in _ORT_TYPES
+            isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("dtype"), str)
+            and e["dtype"] in _ORT_TYPES
             and _shape_ok(e.get("shape")) for side in ("inputs", "outputs") for e in io[side])):
         bad.append("io")
     if bad:

@@ -215,6 +215,8 @@ def inside(folder: str | Path, name: Any, what: str) -> Path:
     rel = Path(name)
     if rel.is_absolute() or rel.drive:
         raise GentoolError(f"{what} {name!r} is an absolute path; it must name a file inside {str(folder)!r}")
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in rel.parts):
+        raise GentoolError(f"{what} {name[:40]!r}... is not a usable file name (a part longer than 255 bytes)")
     root = Path(folder).resolve()
     target = (root / rel).resolve()
     if target != root and root not in target.parents:

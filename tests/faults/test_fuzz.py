@@ -195,6 +195,27 @@ def test_damaged_manifests(worker, fuzz_exports, tmp_path_factory, name, ops, ba
         check_export_case(worker, folder, (name, ops))
 
 
+# Each of these replaces every entry of the manifest in turn (a random draw reaches only some entries).
+WRONG_TYPES = [None, [], {}, [None], -1, "x" * 300]
+
+
+@pytest.mark.parametrize("name", ["gpt", "gan"])
+def test_every_manifest_entry_with_the_wrong_type(worker, fuzz_exports, tmp_path_factory, name):
+    """Every entry of gentoolkit.json (outside config and validation) deleted, or replaced by each of WRONG_TYPES."""
+    source = json.loads((fuzz_exports[name] / "gentoolkit.json").read_text())
+    folder = copy_case(fuzz_exports[name], tmp_path_factory.getbasetemp() / "sweep-manifest")
+    paths = [p for p in key_paths(source, skip=("config", "validation")) if p]
+    assert len(paths) > 20
+    for path in paths:
+        for value in ["delete", *WRONG_TYPES]:
+            damaged = mutate(json.loads(json.dumps(source)), [("delete" if value == "delete" else "replace",
+                                                                paths.index(path), value)],
+                             skip=("config", "validation"))
+            (folder / "gentoolkit.json").write_text(json.dumps(damaged))
+            answer = worker.ask({"call": "load", "path": str(folder)})
+            tally(answer["outcome"], answer["text"], (name, path, value))
+
+
 @fuzz(40)
 @given(ops=JSON_OPS, cut=st.one_of(st.none(), st.floats(0, 1)))
 def test_damaged_tokenizers(worker, fuzz_exports, tmp_path_factory, ops, cut):
