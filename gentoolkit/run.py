@@ -101,9 +101,13 @@ class Run:
     def require(self, *names: str) -> None:
         for name in names:
             if not (self.path / name).is_file():
+                try:
+                    model = self.model_name
+                except RunError:  # the config is damaged too; the command still reads right
+                    model = "MODEL"
                 raise RunError(
-                    f"run {str(self.path)!r} has no {name} yet: it is unfinished; "
-                    f"let it reach an evaluation step or continue it with 'gentool train --resume --out {self.path}'"
+                    f"run {str(self.path)!r} has no {name} yet: it is unfinished; let it reach an evaluation "
+                    f"step or continue it with 'gentool train {model} --resume --out {self.path}'"
                 )
 
     def write_config(self, meta: dict[str, Any]) -> None:

@@ -199,7 +199,7 @@ def test_export_failures_are_one_line_and_leave_nothing(tmp_path, gpt_run):
     cases = [
         ([str(tmp_path / "missing")], "does not exist"),
         ([str(tmp_path)], "not a gentoolkit run folder"),
-        ([str(unfinished)], "unfinished"),
+        ([str(unfinished)], f"unfinished; let it reach an evaluation step or continue it with 'gentool train gpt --resume --out {unfinished}'"),
         ([str(unknown)], "unknown model 'transformer-xl'"),
         ([str(gpt_run), "--opset", "99"], "exports opsets"),
         ([str(gpt_run), "--dtype", "fp16", "--quantize", "int8"], "not both"),
