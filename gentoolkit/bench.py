@@ -156,3 +156,244 @@ def print_tables(res: dict) -> None:
         print(f"| {r['family']} | {r['what']} | {r['passes']} | {r['ms_per_sample']:.3f} |")
     print()
     print(f"import gentoolkit.runtime: {res['import_runtime_s']:.3f} s (beyond the interpreter's own start)")
+
+
+# --- gentool bench PATH...: the user's own exports and runs ---------------------------------------------
+# Each path is timed in its own worker process (``python -m gentoolkit.bench --worker``), so that each
+# one's peak memory is its own and an export's worker never imports torch. The parent sends one JSON
+# line per turn and the worker answers one; the turns of all paths and cases take their places in one
+# shuffled order per round, as in :func:`timed_together`.
+
+PATH_DEFAULTS = {"prompt_tokens": 32, "new_tokens": 128, "first_token_prompt": 512, "batch": 256}
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def path_cases(path: str, options: dict[str, Any]) -> tuple[str, list[tuple[str, Callable[[], dict]]]]:
+    """(what the path is, its family's timing cases): an export through gentoolkit.runtime, a run
+    folder through its model's PyTorch code."""
+    from pathlib import Path
+
+    from .contract import is_export
+    from .errors import GentoolError
+    from .plugins import get_model, get_registries
+    from .registry import resolve
+    from .run import Run
+
+    if not Path(path).exists():
+        raise GentoolError(f"{path!r} does not exist; give export folders or run folders to time")
+    threads = options.get("threads")
+    if is_export(path):
+        from .runtime import load
+
+        driver = load(path, threads=threads)
+        spec = get_registries(commands=False).runtimes.get(driver.family)
+        what, ref = f"export ({driver.manifest.get('model')}, {_weights(driver.manifest)})", spec.timing
+    else:
+        import torch
+
+        torch.set_num_threads(threads or 1)  # like the runtime's session
+        run = Run.open(path)
+        spec = get_model(run.model_name)
+        what, ref, driver = f"run ({spec.name}, PyTorch)", spec.timing, run
+    if ref is None:
+        raise GentoolError(f"family {spec.name!r} (plugin {spec.plugin!r}) gives gentool bench no cases to time")
+    return what, resolve(ref)(driver, options)
+
+
+def _weights(manifest: dict[str, Any]) -> str:
+    w = manifest.get("weights") if isinstance(manifest.get("weights"), dict) else {}
+    return str(w.get("format") or manifest.get("dtype") or "fp32")
+
+
+def worker_main() -> None:
+    """The worker's side: a request line, a ready line, then one line per turn until ``{"done": true}``."""
+    import json
+    import os
+
+    from .errors import GentoolError
+    from .registry import resolve
+
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
+
+    def send(obj: dict) -> None:
+        out.write(json.dumps(obj) + "\n")
+
+    req = json.loads(sys.stdin.readline())
+    try:
+        what, cases = resolve(req["cases"])(req["arg"], req["options"])
+    except GentoolError as exc:
+        send({"error": str(exc)})
+        return
+    fns = dict(cases)
+    send({"what": what, "cases": [name for name, _ in cases], "rss_mb": _rss_mb(), "torch": "torch" in sys.modules})
+    for line in sys.stdin:
+        msg = json.loads(line)
+        if msg.get("done"):
+            break
+        fn = fns[msg["case"]]
+        t = time.perf_counter()
+        fn()
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        metrics = fn() or {}
+        send({"first_s": first, "s": time.perf_counter() - t, "metrics": metrics})
+    send({"peak_rss_mb": _rss_mb()})
+
+
+class _Worker:
+    def __init__(self, label: str, cases: str, arg: Any, options: dict[str, Any]):
+        import os
+        import tempfile
+
+        self.label = label
+        self.err = tempfile.TemporaryFile()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "gentoolkit.bench", "--worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.err, text=True, env=env)
+        try:
+            self.ask({"cases": cases, "arg": arg, "options": options})
+            ready = self.read()
+        except BaseException:
+            self.close()
+            raise
+        if "error" in ready:
+            self.close()
+            from .errors import GentoolError
+
+            raise GentoolError(ready["error"])
+        self.what, self.cases, self.start_rss, self.torch = ready["what"], ready["cases"], ready["rss_mb"], ready["torch"]
+
+    def ask(self, msg: dict) -> None:
+        import json
+
+        self.proc.stdin.write(json.dumps(msg) + "\n")
+        self.proc.stdin.flush()
+
+    def read(self) -> dict:
+        import json
+
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            self.err.seek(0)
+            tail = [t for t in self.err.read().decode("utf-8", "replace").splitlines() if t.strip()]
+            from .errors import GentoolError
+
+            raise GentoolError(f"timing {self.label} stopped (exit {self.proc.returncode}): "
+                               f"{tail[-1] if tail else 'no message'}")
+        return json.loads(line)
+
+    def turn(self, case: str) -> dict:
+        self.ask({"case": case})
+        return self.read()
+
+    def finish(self) -> float:
+        self.ask({"done": True})
+        peak = self.read()["peak_rss_mb"]
+        self.close()
+        return peak
+
+    def close(self) -> None:
+        if self.err.closed:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+
+
+def bench_targets(targets: list[tuple[str, str, Any]], options: dict[str, Any], repeat: int) -> list[dict]:
+    """Time ``(label, cases ref, arg)`` targets side by side, each in its own worker: the rows of
+    every target's cases with the medians of what each case measured, the first call, the peak RSS of
+    the target's process, and the round-by-round speed against the first target with the same case
+    and, where the case returns ``tokens`` after the same ``prompt``, the share of tokens equal to that
+    target's."""
+    import statistics
+
+    workers: list[_Worker] = []
+    try:
+        for label, ref, arg in targets:
+            workers.append(_Worker(label, ref, arg, options))
+        jobs = [(i, case) for i, w in enumerate(workers) for case in w.cases]
+        times: dict[tuple[int, str], list[float]] = {job: [] for job in jobs}
+        firsts: dict[tuple[int, str], list[float]] = {job: [] for job in jobs}
+        metrics: dict[tuple[int, str], list[dict]] = {job: [] for job in jobs}
+        rng = random.Random(0)
+        order, last = list(jobs), None
+        for _ in range(repeat):
+            rng.shuffle(order)
+            if len(order) > 1 and order[0] == last:
+                order.append(order.pop(0))
+            for job in order:
+                got = workers[job[0]].turn(job[1])
+                times[job].append(got["s"])
+                firsts[job].append(got["first_s"])
+                metrics[job].append(got["metrics"])
+            last = order[-1]
+        peaks = [w.finish() for w in workers]
+    finally:
+        for w in workers:
+            w.close()
+    rows = []
+    for (i, case) in jobs:
+        w, got = workers[i], metrics[(i, case)]
+        row: dict[str, Any] = {"path": w.label, "what": w.what, "case": case}
+        for key in dict.fromkeys(k for m in got for k in m):
+            values = [m[key] for m in got if isinstance(m.get(key), (int, float))]
+            if values:
+                row[key] = statistics.median(values)
+        row["ms_per_call"] = 1000 * statistics.median(times[(i, case)])
+        row["ms_first_call"] = 1000 * statistics.median(firsts[(i, case)])
+        row["peak_rss_mb"] = peaks[i]
+        row["imports_torch"] = w.torch
+        base = min(j for j, c in jobs if c == case)  # the first target that has this case
+        if base != i:
+            row["vs_first"] = paired_ratio(times[(base, case)], times[(i, case)])
+            mine, theirs = got[-1], metrics[(base, case)][-1]
+            if got[-1].get("prompt") == theirs.get("prompt") and isinstance(mine.get("tokens"), list) \
+                    and isinstance(theirs.get("tokens"), list) and theirs["tokens"]:
+                mine, theirs = mine["tokens"], theirs["tokens"]
+                row["same_tokens"] = sum(a == b for a, b in zip(mine, theirs)) / max(len(mine), len(theirs))
+        rows.append(row)
+    return rows
+
+
+def bench_paths(paths: list[str], options: dict[str, Any], repeat: int) -> dict:
+    """``gentool bench PATH...``: every path's cases side by side (see :func:`bench_targets`)."""
+    opts = {**PATH_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    rows = bench_targets([(p, "gentoolkit.bench:path_cases", p) for p in paths], opts, repeat)
+    return {"paths": rows, "options": opts, "repeat": repeat}
+
+
+_PATH_LABELS = {"first_token_ms": "first token, ms", "ms_per_call": "ms per call", "peak_rss_mb": "peak RSS, MB",
+                "same_tokens": "tokens equal to the first path's",
+                "vs_first": "speed against the first path with that case, round by round (over 1 = faster)"}
+
+
+def print_path_table(res: dict) -> None:
+    rows = res["paths"]
+    hidden = {"path", "what", "case", "ms_first_call", "imports_torch"}
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in hidden]
+    keys = [k for k in keys if k not in ("same_tokens", "vs_first")] + [k for k in ("same_tokens", "vs_first") if k in keys]
+    o = res["options"]
+    print(f"gentool bench: {res['repeat']} rounds, threads {o.get('threads') or 1}, greedy decoding of "
+          f"{o['new_tokens']} tokens after {o['prompt_tokens']}, first token after {o['first_token_prompt']}")
+    print("| path | what | case | " + " | ".join(_PATH_LABELS.get(k) or _label(k) for k in keys) + " |")
+    print("|---|---|---|" + "---|" * len(keys))
+    for r in rows:
+        cells = [f"{r[k]:.0%}" if k == "same_tokens" and k in r else _cell(k, r.get(k)) for k in keys]
+        print(f"| {r['path']} | {r['what']} | {r['case']} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
+    worker_main()

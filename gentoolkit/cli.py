@@ -303,17 +303,40 @@ def quickstart(out, small, seed):
 
 
 @cli.command()
-@click.option("--repeat", type=Number(int, 1, 10_000), default=5, show_default=True, help="Timed repetitions (the median is shown).")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--repeat", type=Number(int, 1, 10_000), default=5, show_default=True,
+              help="Rounds (the median is shown; each round calls every case twice and counts the second).")
+@click.option("--prompt-tokens", type=Number(int, 1, 10**6), help="Prompt length before decoding (with PATHs) [32].")
+@click.option("--new-tokens", type=Number(int, 2, 10**6), help="Tokens decoded greedily (with PATHs) [128].")
+@click.option("--first-token-prompt", type=Number(int, 1, 10**6),
+              help="Prompt length of the time-to-first-token case (with PATHs) [512].")
+@click.option("--batch", type=Number(int, 1, 10**6), help="Samples in the batched case of a generator (with PATHs) [256].")
+@click.option("--threads", type=Number(int, 1, 1024), help="Threads of each session or of PyTorch (with PATHs) [1].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def bench(repeat, as_json):
-    """Time one sample per family and back end: PyTorch, onnxruntime, onnxruntime-genai."""
-    from .bench import print_tables, run_all
+def bench(paths, repeat, prompt_tokens, new_tokens, first_token_prompt, batch, threads, as_json):
+    """Time your exports and runs side by side (PATH...), or, with no PATH, one sample per family and back end.
 
-    res = run_all(repeat)
+    With PATHs, each one runs in its own process: tokens/s, time to the first token, peak memory,
+    and the speed against the first PATH round by round.
+    """
+    options = {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "first_token_prompt": first_token_prompt,
+               "batch": batch, "threads": threads}
+    if paths:
+        from .bench import bench_paths, print_path_table
+
+        res = bench_paths(list(paths), options, repeat)
+        show = print_path_table
+    else:
+        given = [k for k, v in options.items() if v is not None]
+        if given:
+            raise click.UsageError(f"--{given[0].replace('_', '-')} applies to the PATHs to time; give some")
+        from .bench import print_tables, run_all
+
+        res, show = run_all(repeat), print_tables
     if as_json:
         click.echo(json.dumps(res, indent=2))
     else:
-        print_tables(res)
+        show(res)
 
 
 @cli.group()

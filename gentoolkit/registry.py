@@ -84,7 +84,8 @@ class ModelSpec:
     and ``export`` describes the ONNX graph as plain data (see the export docs).
     ``sample(run, *, n, seed, out, device, sampler, sampler_opts, **options)`` samples from a
     run folder, taking the ``sample_options`` it declares (:class:`SampleOption`); ``bench``
-    (optional) times one whole sample for ``gentool bench``'s side-by-side table, and
+    (optional) times one whole sample for ``gentool bench``'s side-by-side table; ``timing``
+    (optional) gives the cases ``gentool bench RUN`` times on a run folder (see :class:`RuntimeSpec`); and
     ``quickstart`` (optional) is this model's step of ``gentool quickstart``. ``hf_model_types``,
     ``hf_import`` and ``hf_export`` open the Hugging Face door: ``gentool import`` and
     ``gentool export --format hf``.
@@ -106,6 +107,7 @@ class ModelSpec:
     evaluate: str | Callable | None = None
     sample_options: tuple[SampleOption, ...] = ()
     bench: str | Callable | None = None
+    timing: str | Callable | None = None  # timing(run, options) -> [(case, fn), ...]
     quickstart: str | Callable | None = None
     # Hugging Face folders: the config.json model_type values this model imports, and how
     hf_model_types: tuple[str, ...] = ()
@@ -170,12 +172,18 @@ class RuntimeSpec:
 
     The driver's ``cli_sample(*, n, seed, out, sampler, sampler_opts, **options)`` is what
     ``gentool sample EXPORT`` calls, with the ``sample_options`` declared here.
+    ``timing(driver, options)`` (optional) returns the cases ``gentool bench EXPORT`` times:
+    ``[(name, fn), ...]`` where ``fn()`` runs the case once and returns the numbers it measured
+    (``tokens_per_s``, ``first_token_ms``, ``samples_per_s``; lists under ``tokens`` are compared
+    across paths given the same list under ``prompt``). ``options`` holds ``prompt_tokens``, ``new_tokens``, ``first_token_prompt`` and
+    ``batch``; a family reads those that apply to it.
     """
 
     name: str  # the family it runs, as written in the export manifest
     description: str
     load: str | Callable
     sample_options: tuple[SampleOption, ...] = ()
+    timing: str | Callable | None = None
     aliases: tuple[str, ...] = ()
     plugin: str = ""
 

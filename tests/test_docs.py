@@ -80,3 +80,15 @@ def test_every_onnx_name_is_in_the_contract():
                 "dtype", "quantize", "model_file", "tokenizer", "config", "io", "runtime", "sampler_defaults",
                 "validation", "torch_version"):
         assert f"`{key}`" in contract, key
+
+
+def test_every_spec_field_is_documented():
+    """Each field of every spec dataclass a plugin fills in is named in docs/plugins.md."""
+    import dataclasses
+
+    from gentoolkit.registry import SPEC_TYPES
+
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    missing = [f"{t.__name__}.{f.name}" for t in SPEC_TYPES.values() for f in dataclasses.fields(t)
+               if not re.search(rf"`{f.name}[`(]", text)]
+    assert not missing, missing

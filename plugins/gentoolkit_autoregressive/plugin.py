@@ -33,6 +33,7 @@ def register_models(register):
                 evaluate=f"{_P}.sample:evaluate",
                 export=f"{_P}.export:plan",
                 sample_options=TEXT_OPTIONS,
+                timing=f"{_P}.timing:run_cases",
                 bench=f"{_P}.bench:bench" if name == "gpt" else None,
                 quickstart=f"{_P}.quickstart:quickstart" if name == "gpt" else None,
                 hf_model_types=("gpt2",) if name == "gpt" else ("llama",),
@@ -91,7 +92,8 @@ def register_samplers(register):
 @hookimpl
 def register_runtimes(register):
     register(RuntimeSpec(name="autoregressive", description="Exported KV-cache decoders: generate() and stream() text.",
-                         load="gentoolkit_autoregressive.runtime:TextModel", sample_options=TEXT_OPTIONS))
+                         load="gentoolkit_autoregressive.runtime:TextModel", sample_options=TEXT_OPTIONS,
+                         timing=f"{_P}.timing:export_cases"))
 
 
 @hookimpl

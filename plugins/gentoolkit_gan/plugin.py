@@ -31,6 +31,7 @@ def register_models(register):
                 evaluate=f"{_P}.sample:evaluate",
                 export=f"{_P}.export:plan",
                 sample_options=LATENT_OPTIONS,
+                timing=f"{_P}.timing:run_cases",
                 bench=f"{_P}.bench:bench" if name == "gan" else None,
                 quickstart=f"{_P}.quickstart:quickstart" if name == "gan" else None,
                 legacy=legacy,
@@ -67,4 +68,5 @@ def register_samplers(register):
 @hookimpl
 def register_runtimes(register):
     register(RuntimeSpec(name="gan", description="Exported generators: sample(n, seed, truncation).",
-                         load="gentoolkit_gan.runtime:GeneratorModel", sample_options=LATENT_OPTIONS))
+                         load="gentoolkit_gan.runtime:GeneratorModel", sample_options=LATENT_OPTIONS,
+                         timing=f"{_P}.timing:export_cases"))
