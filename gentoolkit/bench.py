@@ -168,9 +168,18 @@ PATH_DEFAULTS = {"prompt_tokens": 32, "new_tokens": 128, "first_token_prompt": 5
 
 
 def _rss_mb() -> float:
+    """This process's peak resident memory in MB: Linux's VmHWM, which starts again at exec (ru_maxrss
+    keeps the parent's peak at the fork, so every worker would report at least the parent's)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2)
 
 
 def path_cases(path: str, options: dict[str, Any]) -> tuple[str, list[tuple[str, Callable[[], dict]]]]:
@@ -312,17 +321,18 @@ class _Worker:
         self.err.close()
 
 
-def bench_targets(targets: list[tuple[str, str, Any]], options: dict[str, Any], repeat: int) -> list[dict]:
+def bench_targets(targets: list[tuple], options: dict[str, Any], repeat: int) -> list[dict]:
     """Time ``(label, cases ref, arg)`` targets side by side, each in its own worker: the rows of
     every target's cases with the medians of what each case measured, the first call, the peak RSS of
     the target's process, and the round-by-round speed against the first target with the same case
+    (or, given a fourth element, the target of that label)
     and, where the case returns ``tokens`` after the same ``prompt``, the share of tokens equal to that
     target's."""
     import statistics
 
     workers: list[_Worker] = []
     try:
-        for label, ref, arg in targets:
+        for label, ref, arg, *_ in targets:
             workers.append(_Worker(label, ref, arg, options))
         jobs = [(i, case) for i, w in enumerate(workers) for case in w.cases]
         times: dict[tuple[int, str], list[float]] = {job: [] for job in jobs}
@@ -356,8 +366,12 @@ def bench_targets(targets: list[tuple[str, str, Any]], options: dict[str, Any], 
         row["ms_first_call"] = 1000 * statistics.median(firsts[(i, case)])
         row["peak_rss_mb"] = peaks[i]
         row["imports_torch"] = w.torch
-        base = min(j for j, c in jobs if c == case)  # the first target that has this case
+        against = targets[i][3] if len(targets[i]) > 3 else None
+        base = next((j for j, t in enumerate(targets) if t[0] == against), None) if against else None
+        if base is None or (base, case) not in times:
+            base = min(j for j, c in jobs if c == case)  # the first target that has this case
         if base != i:
+            row["against"] = workers[base].label
             row["vs_first"] = paired_ratio(times[(base, case)], times[(i, case)])
             mine, theirs = got[-1], metrics[(base, case)][-1]
             if got[-1].get("prompt") == theirs.get("prompt") and isinstance(mine.get("tokens"), list) \
@@ -382,7 +396,7 @@ _PATH_LABELS = {"first_token_ms": "first token, ms", "ms_per_call": "ms per call
 
 def print_path_table(res: dict) -> None:
     rows = res["paths"]
-    hidden = {"path", "what", "case", "ms_first_call", "imports_torch"}
+    hidden = {"path", "what", "case", "ms_first_call", "imports_torch", "against"}
     keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in hidden]
     keys = [k for k in keys if k not in ("same_tokens", "vs_first")] + [k for k in ("same_tokens", "vs_first") if k in keys]
     o = res["options"]

@@ -26,15 +26,21 @@ def prompt_ids(tokenizer, n: int) -> list[int]:
     return ids[:n]
 
 
+def plan(context: int, options: dict[str, Any]) -> tuple[tuple[int, int, int], tuple[str, str]]:
+    """(prompt, new tokens, long prompt) cut to fit ``context``, and the two cases' names (another
+    back end timing the same model names its cases the same way)."""
+    p = max(1, min(options["prompt_tokens"], context - 2))
+    n = max(2, min(options["new_tokens"], context - p))
+    long = max(1, min(options["first_token_prompt"], context - 1))
+    return (p, n, long), (f"decode {n} after {p}", f"first token after {long}")
+
+
 def decode_cases(decoder, tokenizer, options: dict[str, Any]) -> list[tuple[str, Callable[[], dict]]]:
     """``decode`` (tokens/s after the first token, the first token's time, the tokens) and
     ``first token`` after the long prompt, both cut to the model's context."""
     from .samplers import make_greedy
 
-    ctx = int(decoder.context_length)
-    p = max(1, min(options["prompt_tokens"], ctx - 2))
-    n = max(2, min(options["new_tokens"], ctx - p))
-    long = max(1, min(options["first_token_prompt"], ctx - 1))
+    (p, n, long), names = plan(int(decoder.context_length), options)
     ids = prompt_ids(tokenizer, max(p, long))
     greedy = make_greedy()
 
@@ -57,7 +63,7 @@ def decode_cases(decoder, tokenizer, options: dict[str, Any]) -> list[tuple[str,
         next(run(ids[:long], 1))
         return {"first_token_ms": 1000 * (time.perf_counter() - t0)}
 
-    return [(f"decode {n} after {p}", decode), (f"first token after {long}", first_token)]
+    return list(zip(names, (decode, first_token)))
 
 
 def export_cases(driver, options: dict[str, Any]) -> list[tuple[str, Callable[[], dict]]]:
