@@ -262,6 +262,8 @@ def eval_(run, data, as_json, device):
 @click.option("--quantize-embedding", is_flag=True, default=None, help="int8/int4: quantize the token embedding too.")
 @click.option("--eval-data", type=click.Path(), help="A text file to report the export's loss and perplexity on, beside "
               "PyTorch's (default: the run's validation split).")
+@click.option("--graph", help="Which graph the family writes: 'traced' (PyTorch's exporter, plain ops) or one of its own "
+              "(gpt and llama: 'fused', onnxruntime's contrib ops) [default: the family's].")
 @click.option("--optimize/--no-optimize", default=True, show_default=True, help="onnxruntime's portable graph optimizations.")
 @click.option("--no-validate", is_flag=True, help="Skip onnx.checker and the parity check against PyTorch.")
 @click.option("--overwrite", is_flag=True,
@@ -269,7 +271,7 @@ def eval_(run, data, as_json, device):
 @click.option("--format", "fmt", type=click.Choice(["onnx", "hf"]), default="onnx", show_default=True,
               help="onnx: a validated ONNX folder; hf: a Hugging Face folder for transformers.")
 def export(run, out, opset, atol, dtype, quantize, block_size, asymmetric, accuracy_level, quantize_head,
-           quantize_embedding, eval_data, optimize, no_validate, overwrite, fmt):
+           quantize_embedding, eval_data, graph, optimize, no_validate, overwrite, fmt):
     """Export a run to a validated ONNX folder (model.onnx, gentoolkit.json, ...) or a Hugging Face folder."""
     from .export import WeightQuant, main_cli
 
@@ -278,7 +280,7 @@ def export(run, out, opset, atol, dtype, quantize, block_size, asymmetric, accur
                                "embedding": quantize_embedding}.items() if v is not None}
     weights = WeightQuant(**given) if given or dtype in ("int8", "int4") else None
     main_cli(run, out, opset=opset, atol=atol, dtype=dtype, quantize=quantize, optimize=optimize, check=not no_validate,
-             overwrite=overwrite, fmt=fmt, weights=weights, eval_data=eval_data)
+             overwrite=overwrite, fmt=fmt, weights=weights, eval_data=eval_data, graph=graph)
 
 
 @cli.command(name="import")

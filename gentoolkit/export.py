@@ -36,6 +36,7 @@ DEFAULT_OPSET = 17
 EXTERNAL_DATA_BYTES = 1_800_000_000  # stay clear of protobuf's 2 GB limit
 
 Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+TRACED = "traced"  # the graph PyTorch's exporter traces from ExportPlan.module
 
 
 @dataclass
@@ -57,6 +58,11 @@ class ExportPlan:
     # node-name prefixes (module scopes, "/name/") that --dtype fp16 keeps in float32, reading the float32
     # graph inputs themselves: arithmetic that needs float32's precision
     fp32_scopes: tuple[str, ...] = ()
+    # graphs the family writes itself instead of tracing ``module`` (``gentool export --graph NAME``):
+    # name -> function(opset) -> onnx.ModelProto with the same inputs, outputs and meaning; validated
+    # against ``module`` like the traced one
+    graphs: dict[str, Callable[[int], Any]] = field(default_factory=dict)
+    default_graph: str = TRACED  # the graph an export writes unless told otherwise
 
 
 def dynamic_axes(specs: list[dict]) -> dict[str, dict[int, str]]:
@@ -106,10 +112,16 @@ def _plugin_version(plugin: str) -> str | None:
     return None
 
 
-def _convert(plan: ExportPlan, path: Path, opset: int) -> None:
+def _convert(plan: ExportPlan, path: Path, opset: int, graph: str = TRACED) -> None:
     import warnings
 
     import torch
+
+    if graph != TRACED:
+        import onnx
+
+        onnx.save(plan.graphs[graph](opset), str(path))
+        return
 
     names_in = [s["name"] for s in plan.inputs]
     args = tuple(torch.from_numpy(np.ascontiguousarray(plan.example[n])) for n in names_in)
@@ -418,6 +430,7 @@ def export(
     external_data_bytes: int = EXTERNAL_DATA_BYTES,
     weights: WeightQuant | None = None,
     eval_data: str | Path | None = None,
+    graph: str | None = None,
     log=print,
 ) -> dict:
     """Export a run folder to ``out``; returns the manifest. The Python API of ``gentool export``.
@@ -427,6 +440,8 @@ def export(
 
     ``out`` may be missing, an empty folder or a previous export (replaced in one step); a folder
     with other files needs ``overwrite=True``, and even then only the export's own files change.
+    ``graph`` names one of the family's graphs (``ExportPlan.graphs``, or ``"traced"``); default the
+    family's ``default_graph``.
     """
     import shutil
 
@@ -472,10 +487,14 @@ def export(
     if eval_data is not None and plan.quality_on is None:
         raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) cannot measure quality on a named file; "
                           "drop --eval-data")
+    graph = graph or plan.default_graph
+    choices = [TRACED, *plan.graphs]
+    if graph not in choices:
+        raise ExportError(f"model {spec.name!r} has no graph {graph!r}; choose --graph {' or '.join(choices)}")
     tmp = new_temp_dir(out)
     try:
         path = tmp / MODEL
-        _convert(plan, path, opset)
+        _convert(plan, path, opset, graph)
         faults.point("export.converted")
         quantized = None
         if weights is not None:  # before the optimizer fuses MatMul and Add into Gemm, which it leaves alone
@@ -505,6 +524,7 @@ def export(
             "opset": opset,
             "dtype": dtype,
             "quantize": quantize,
+            "graph": graph,
             "weights": None if weights is None else {**weights.as_dict(), "nodes": quantized},
             "model_file": MODEL,
             "config": run.config,
@@ -555,7 +575,7 @@ def main_cli(run, out, fmt: str = "onnx", **kw) -> None:
         if spec.hf_export is None:
             raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) has no Hugging Face export; "
                               "export it to ONNX")
-        others = [k for k in ("opset", "atol", "dtype", "quantize", "weights", "eval_data")
+        others = [k for k in ("opset", "atol", "dtype", "quantize", "weights", "eval_data", "graph")
                   if kw.get(k) not in (None, DEFAULT_OPSET, "fp32")]
         if others:
             flag = {"weights": "block-size", "eval_data": "eval-data"}.get(others[0], others[0])

@@ -163,6 +163,61 @@ def test_weight_only_quantization_validates_every_case(name, dtype, request, tmp
     assert isinstance(a, str) and a == model.generate("The ", max_new_tokens=12, temperature=0)
 
 
+FUSED_OPS = {"gpt": {"GroupQueryAttention", "SkipLayerNormalization", "BiasGelu"},
+             "llama": {"GroupQueryAttention", "SkipSimplifiedLayerNormalization", "RotaryEmbedding", "QuickGelu"}}
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "int4"])
+@pytest.mark.parametrize("name", ["gpt", "llama"])
+def test_fused_graph_validates_every_case_and_decodes_alike(name, dtype, request, tmp_path, exports):
+    """--graph fused: onnxruntime's contrib ops, the same cases validated at the same tolerance, the
+    manifest naming the graph, and the runtime and onnxruntime-genai decoding it as the traced graph."""
+    from gentoolkit.runtime import load
+
+    run = request.getfixturevalue(f"{name}_run")
+    m = export(run, tmp_path / "fused", graph="fused", dtype=dtype, log=lambda s: None)
+    assert m["graph"] == "fused" and json.loads((tmp_path / "fused" / MANIFEST).read_text())["graph"] == "fused"
+    assert any("left padded" in c for c in m["validation"]["cases"]) and any("full context" in c for c in m["validation"]["cases"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "fused" / "model.onnx")).graph.node]
+    L = m["runtime"]["n_layer"]
+    assert FUSED_OPS[name] <= set(ops) and ops.count("GroupQueryAttention") == L
+    assert not {"Softmax", "Concat", "Transpose"} & set(ops), sorted(set(ops))
+    if dtype == "int4":
+        assert ops.count("MatMulNBits") == L * {"gpt": 4, "llama": 5}[name] + 1
+    traced = tmp_path / "traced"
+    export(run, traced, dtype=dtype, check=False, log=lambda s: None)
+    assert json.loads((traced / MANIFEST).read_text())["graph"] == "traced"
+    fused_lm, traced_lm = load(tmp_path / "fused"), load(traced)
+    prompts = ["The ", "a", ""]
+    assert fused_lm.generate(prompts, greedy=True, max_new_tokens=40) == traced_lm.generate(prompts, greedy=True,
+                                                                                             max_new_tokens=40)
+    assert fused_lm.generate(prompts, seed=5, max_new_tokens=30) == traced_lm.generate(prompts, seed=5, max_new_tokens=30)
+    og = pytest.importorskip("onnxruntime_genai")
+    model = og.Model(str(tmp_path / "fused"))
+    ids = fused_lm.tokenizer.encode("The ")
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=len(ids) + 20, min_length=len(ids) + 20, do_sample=False)
+    gen = og.Generator(model, params)
+    gen.append_tokens(np.array(ids, dtype=np.int32))
+    got = []
+    while not gen.is_done():
+        gen.generate_next_token()
+        got.append(int(gen.get_next_tokens()[0]))
+    steps = generate_tokens(fused_lm.decoder, [ids], sampler=make_greedy(), max_new_tokens=20,
+                            pad_id=fused_lm.tokenizer.pad_id)
+    assert got == [int(t[0]) for t in steps]
+
+
+def test_graph_choice_is_checked(gpt_run, gan_run, tmp_path):
+    assert "has no graph 'fast'; choose --graph traced or fused" in one_error_line(
+        run_cli("export", str(gpt_run), "-o", str(tmp_path / "a"), "--graph", "fast"))
+    assert one_error_line(run_cli("export", str(gan_run), "-o", str(tmp_path / "b"), "--graph", "fused")).endswith(
+        "model 'gan' has no graph 'fused'; choose --graph traced")
+    assert "--graph is for ONNX exports" in one_error_line(
+        run_cli("export", str(gpt_run), "-o", str(tmp_path / "c"), "--graph", "fused", "--format", "hf"))
+    assert not any(p.exists() for p in (tmp_path / "a", tmp_path / "b", tmp_path / "c"))
+
+
 def test_weight_only_options_reach_the_graph(llama_run, tmp_path):
     m = export(llama_run, tmp_path / "a", dtype="int4",
                weights=WeightQuant(block_size=64, symmetric=False, head=False, embedding=True), log=lambda s: None)

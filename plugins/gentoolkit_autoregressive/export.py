@@ -175,8 +175,16 @@ def plan(run: Run) -> ExportPlan:
         return quality_of(_windows(ids, min(T, len(ids) - 1)))
 
     sampler = {k: v for k, v in run.config.get("sampler", {}).items()}
+    module = OnnxDecoder(model).eval()
+
+    def fused(opset: int):
+        from .fused import fused_model
+
+        return fused_model(model, inputs, outputs, opset)
+
     return ExportPlan(
-        module=OnnxDecoder(model).eval(),
+        module=module,
+        graphs={"fused": fused},
         inputs=inputs,
         outputs=outputs,
         example=example,

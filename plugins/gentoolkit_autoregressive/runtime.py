@@ -182,11 +182,86 @@ class StaticCache:
         return b.last_logits
 
 
+class _SharedMemory:
+    """The fused graph's decode memory for ``batch`` rows: one context-long buffer per ``past``/``present``
+    pair, bound as both (``GroupQueryAttention`` writes the new token's key and value into its slot
+    and attends up to it), the mask over every slot, and one IO binding for every step."""
+
+    def __init__(self, decoder: OrtDecoder, batch: int):
+        import onnxruntime as ort
+
+        H, D = decoder.kv_shape
+        L2, ctx = len(decoder.past_names), decoder.context_length
+        self.decoder, self.batch = decoder, batch
+        self.holder: Callable[[], SharedCache | None] = lambda: None
+        self.kv = np.zeros((L2, batch, H, ctx, D), np.float32)  # pages are touched only as slots fill
+        self.mask = np.zeros((batch, ctx), np.int64)
+        self.input_ids = np.zeros((batch, 1), np.int64)
+        self.position_ids = np.zeros((batch, 1), np.int64)
+        self.logits = np.zeros((batch, 1, decoder.vocab_size), np.float32)
+        self.last_logits = self.logits[:, 0]
+        binding = decoder.session.io_binding()
+        values = []
+
+        def value(array):
+            values.append(ort.OrtValue.ortvalue_from_numpy(array))
+            return values[-1]
+
+        binding.bind_ortvalue_input("input_ids", value(self.input_ids))
+        binding.bind_ortvalue_input("attention_mask", value(self.mask))
+        binding.bind_ortvalue_input("position_ids", value(self.position_ids))
+        binding.bind_ortvalue_output("logits", value(self.logits))
+        for i, (past, present) in enumerate(zip(decoder.past_names, decoder.present_names)):
+            shared = value(self.kv[i])
+            binding.bind_ortvalue_input(past, shared)
+            binding.bind_ortvalue_output(present, shared)
+        self._values = values
+        self.run, self.binding = bound_run(decoder.session, binding)
+
+
+class SharedCache:
+    """The KV cache of one generation in the fused graph's shared buffers (the CPU decode path of
+    ``graph: fused``): a step writes the token, its position and its slot's mask column, and runs;
+    nothing is copied, and attention reads only the slots filled so far."""
+
+    def __init__(self, decoder: OrtDecoder, batch: int, filled: int = 0):
+        self.memory = decoder.memory(batch, holder=self)
+        self.memory.mask[:] = 0  # kept memory holds the last generation's slots
+        self.length = 0
+
+    def load(self, present: list[np.ndarray], attention_mask: np.ndarray, position_ids: np.ndarray) -> None:
+        m, n = self.memory, attention_mask.shape[1]
+        for i, value in enumerate(present):
+            m.kv[i, :, :, :n] = value
+        m.mask[:, :n] = attention_mask
+        m.mask[:, n:] = 0
+        m.position_ids[:] = position_ids
+        self.length = n
+
+    def advance(self, new: np.ndarray, position_ids: np.ndarray | None = None, mask_column=None) -> np.ndarray:
+        """As :meth:`StaticCache.advance`."""
+        m, slot = self.memory, self.length
+        if slot == self.memory.decoder.context_length:
+            raise ValueError(f"the context ({slot} tokens) is full: prefill again with fewer")
+        m.input_ids[:, 0] = new
+        if position_ids is not None:
+            m.position_ids[:] = position_ids
+        else:
+            np.add(m.position_ids, 1, out=m.position_ids)
+        m.mask[:, slot] = 1  # the new token's slot: the last one with a 1 is where the graph writes it
+        m.run(m.binding, None)
+        if mask_column is not None and not np.all(mask_column):
+            m.mask[:, slot] = mask_column
+        self.length = slot + 1
+        return m.last_logits
+
+
 class OrtDecoder:
     """The exported graph as a decoder for the shared generation loop."""
 
-    def __init__(self, session, runtime: dict[str, Any], fixed_buffers: bool = True):
-        """Two decode paths: on the CPU, fixed buffers bound once (:class:`StaticCache`); on a GPU, or with
+    def __init__(self, session, runtime: dict[str, Any], fixed_buffers: bool = True, shared_buffers: bool = False):
+        """Two decode paths: on the CPU, fixed buffers bound once (:class:`StaticCache`, or with
+        ``shared_buffers``, the fused graph's :class:`SharedCache`); on a GPU, or with
         ``fixed_buffers=False``, a cache that grows by one slot per step through IO binding, as
         onnxruntime-genai does (kept in device memory between steps)."""
         self.session = session
@@ -200,10 +275,11 @@ class OrtDecoder:
         self.device = "cuda" if "CUDAExecutionProvider" in session.get_providers() else "cpu"
         self._empty: dict[int, np.ndarray] = {}
         self._static = fixed_buffers and self.device == "cpu"
+        self._cache = SharedCache if shared_buffers else StaticCache
         self._memories: list[_Memory] = []
         self._lock = threading.Lock()  # one loaded model may generate in several threads at once
 
-    def memory(self, batch: int, holder: StaticCache) -> _Memory:
+    def memory(self, batch: int, holder):
         """Fixed-buffer memory for ``batch`` rows that no live generation holds (a kept one, or a new
         one), now held by ``holder``. Generations that run interleaved or in other threads each get
         their own; memory of other batch sizes is let go once free."""
@@ -211,7 +287,7 @@ class OrtDecoder:
             free = [m for m in self._memories if m.holder() is None]
             memory = next((m for m in free if m.batch == batch), None)
             if memory is None:
-                memory = _Memory(self, batch)
+                memory = (_SharedMemory if self._cache is SharedCache else _Memory)(self, batch)
                 self._memories = [m for m in self._memories if m not in free] + [memory]
             memory.holder = weakref.ref(holder)
             return memory
@@ -222,18 +298,18 @@ class OrtDecoder:
         return [self._empty[batch]] * len(self.past_names)
 
     def __call__(self, input_ids, attention_mask, position_ids, past):
-        if isinstance(past, StaticCache):  # a decode step on the CPU: one call, nothing converted
+        if isinstance(past, (StaticCache, SharedCache)):  # a decode step on the CPU: one call, nothing converted
             if input_ids.shape[1] != 1:
-                raise ValueError("a StaticCache takes one token per row and step; prefill again for more")
+                raise ValueError("a fixed-buffer cache takes one token per row and step; prefill again for more")
             return past.advance(input_ids[:, 0], position_ids, attention_mask[:, -1]), past
         if self._static:  # a prefill on the CPU, whose cache then moves into fixed buffers
             if input_ids.shape[1] == 1 and past[0].shape[2] == 0:  # a one-token prompt: a decode step
-                cache = StaticCache(self, input_ids.shape[0])
+                cache = self._cache(self, input_ids.shape[0])
                 return cache.advance(input_ids[:, 0], position_ids, attention_mask[:, -1]), cache
             feeds = dict(zip(self.past_names, past), input_ids=input_ids, attention_mask=attention_mask,
                          position_ids=position_ids)
             out = self.session.run(self.output_names, feeds)
-            cache = StaticCache(self, input_ids.shape[0], attention_mask.shape[1])
+            cache = self._cache(self, input_ids.shape[0], attention_mask.shape[1])
             cache.load(out[1:], attention_mask, position_ids[:, -1:])
             return out[0][:, -1], cache
         # IO binding keeps a growing cache where onnxruntime computes (OrtValues in device memory
@@ -354,7 +430,8 @@ class TextModel:
         if self.tokenizer.vocab_size > rt["vocab_size"]:
             raise GentoolError(f"{tok_file} has {self.tokenizer.vocab_size} tokens but the model only "
                                f"{rt['vocab_size']}: the tokenizer belongs to another model; export the run again")
-        self.decoder = OrtDecoder(session, rt)
+        # the fused graph's attention shares past and present (docs/onnx-contract.md, the fused graph)
+        self.decoder = OrtDecoder(session, rt, shared_buffers=manifest.get("graph") == "fused")
         self.defaults = dict(manifest.get("sampler_defaults") or {})
 
     def stream_rows(self, prompts: Sequence[str], *, seed: int | None = None, sampler: str | None = None,
