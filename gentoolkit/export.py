@@ -209,7 +209,11 @@ def _quantize_int8(path: Path) -> None:
     level = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is for vision models
     try:
-        quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8)
+        # contrib ops (a family's own graph) have no ONNX shape inference: their outputs are float32
+        import onnx
+
+        quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         logging.getLogger().setLevel(level)
     out.replace(path)

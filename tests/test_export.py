@@ -167,15 +167,15 @@ FUSED_OPS = {"gpt": {"GroupQueryAttention", "SkipLayerNormalization", "BiasGelu"
              "llama": {"GroupQueryAttention", "SkipSimplifiedLayerNormalization", "RotaryEmbedding", "QuickGelu"}}
 
 
-@pytest.mark.parametrize("dtype", ["fp32", "int4"])
-@pytest.mark.parametrize("name", ["gpt", "llama"])
+@pytest.mark.parametrize(("name", "dtype"), [("gpt", "fp32"), ("llama", "fp32"), ("llama", "int4")])
 def test_fused_graph_validates_every_case_and_decodes_alike(name, dtype, request, tmp_path, exports):
-    """--graph fused: onnxruntime's contrib ops, the same cases validated at the same tolerance, the
-    manifest naming the graph, and the runtime and onnxruntime-genai decoding it as the traced graph."""
+    """--graph fused (the default): onnxruntime's contrib ops, the same cases validated at the same
+    tolerance, the manifest naming the graph, and the runtime and onnxruntime-genai decoding it as the
+    traced graph (gpt's int4 fused graph is validated by test_weight_only_quantization_validates_every_case)."""
     from gentoolkit.runtime import load
 
     run = request.getfixturevalue(f"{name}_run")
-    m = export(run, tmp_path / "fused", graph="fused", dtype=dtype, log=lambda s: None)
+    m = export(run, tmp_path / "fused", dtype=dtype, log=lambda s: None)  # the default graph
     assert m["graph"] == "fused" and json.loads((tmp_path / "fused" / MANIFEST).read_text())["graph"] == "fused"
     assert any("left padded" in c for c in m["validation"]["cases"]) and any("full context" in c for c in m["validation"]["cases"])
     ops = [n.op_type for n in onnx.load(str(tmp_path / "fused" / "model.onnx")).graph.node]
@@ -185,7 +185,7 @@ def test_fused_graph_validates_every_case_and_decodes_alike(name, dtype, request
     if dtype == "int4":
         assert ops.count("MatMulNBits") == L * {"gpt": 4, "llama": 5}[name] + 1
     traced = tmp_path / "traced"
-    export(run, traced, dtype=dtype, check=False, log=lambda s: None)
+    export(run, traced, dtype=dtype, check=False, graph="traced", log=lambda s: None)
     assert json.loads((traced / MANIFEST).read_text())["graph"] == "traced"
     fused_lm, traced_lm = load(tmp_path / "fused"), load(traced)
     prompts = ["The ", "a", ""]

@@ -331,7 +331,8 @@ def test_real_sizes_a_50k_vocabulary_a_2k_context_bf16_weights_and_external_data
     run = tmp_path / "run"
     assert run_cli("import", str(src), "-o", str(run)).exit_code == 0
     out = tmp_path / "onnx"
-    manifest = export(run, out, external_data_bytes=0, log=lambda m: None)  # as a model over 2 GB is written
+    # as a model over 2 GB is written; the parity checks below stand in for validation's cases at this size
+    manifest = export(run, out, external_data_bytes=0, check=False, log=lambda m: None)
     assert (out / "model.onnx.data").is_file() and "model.onnx.data" in manifest["files"]
     assert (out / "model.onnx").stat().st_size < (out / "model.onnx.data").stat().st_size / 10
     lm = load(out)  # the external-data path check reads the graph's locations

@@ -200,22 +200,29 @@ def test_streamed_bytes_that_are_not_utf8_match_a_whole_decode():
         assert "".join(_streamed(tok, ids)) == tok.decode(ids)
 
 
-def test_fixed_buffer_cache_matches_a_growing_cache(exports):
-    """The CPU decode path (a StaticCache: fixed buffers bound once, capacity doubling) against the
-    plain one (the cache grows by one slot per step): the same logits step by step, through a
-    capacity doubling, for a left-padded batch; then the same tokens past the context."""
+@pytest.mark.parametrize("graph", ["traced", "fused"])
+def test_fixed_buffer_cache_matches_a_growing_cache(exports, gpt_run, tmp_path, graph):
+    """The CPU decode paths (the traced graph's StaticCache: fixed buffers bound once, capacity
+    climbing; the fused graph's SharedCache: one buffer shared by past and present) against the
+    plain one (the cache grows by one slot per step): the same logits step by step, for a
+    left-padded batch, up to the context; then the same tokens past it."""
+    from gentoolkit.export import export
     from gentoolkit.runtime.generation import generate_tokens, left_pad
     from gentoolkit.sampling import make_sampler
-    from gentoolkit_autoregressive.runtime import OrtDecoder, StaticCache
+    from gentoolkit_autoregressive.runtime import OrtDecoder, SharedCache, StaticCache
 
-    lm = load(exports["gpt"])
+    folder = exports["gpt"] if graph == "fused" else tmp_path / "traced"
+    if graph == "traced":
+        export(gpt_run, folder, graph="traced", check=False, log=lambda m: None)
+    lm = load(folder)
+    assert lm.manifest["graph"] == graph
     fixed, plain = lm.decoder, OrtDecoder(lm.decoder.session, lm.manifest["runtime"], fixed_buffers=False)
     prompts = [lm.tokenizer.encode(p) for p in ("The class", "x", "Return the")]
     ids, mask, pos = left_pad(prompts, lm.tokenizer.pad_id)
     a, cache = fixed(ids, mask, pos, fixed.empty_past(3))
     b, past = plain(ids, mask, pos, plain.empty_past(3))
-    assert isinstance(cache, StaticCache) and isinstance(past, list)
-    capacities = {cache.capacity}
+    assert isinstance(cache, {"traced": StaticCache, "fused": SharedCache}[graph]) and isinstance(past, list)
+    capacities = {getattr(cache, "capacity", lm.decoder.context_length)}
     rng = np.random.default_rng(0)
     for _ in range(lm.decoder.context_length - ids.shape[1]):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -224,9 +231,12 @@ def test_fixed_buffer_cache_matches_a_growing_cache(exports):
         pos = pos[:, -1:] + 1
         a = cache.advance(new)
         b, past = plain(new[:, None], mask, pos, past)
-        capacities.add(cache.capacity)
+        capacities.add(getattr(cache, "capacity", lm.decoder.context_length))
     np.testing.assert_allclose(a, b, atol=1e-5)
-    assert len(capacities) > 1 and max(capacities) == lm.decoder.context_length  # it grew, up to the context
+    assert max(capacities) == lm.decoder.context_length  # the traced graph's cache grew up to the context
+    assert len(capacities) > 1 or graph == "fused"
+    with pytest.raises(ValueError, match="is full"):
+        cache.advance(new)
 
     def tokens(decoder):
         steps = generate_tokens(decoder, prompts, sampler=make_sampler("logits", options={"temperature": 1.0}, choose={"": "sample"}),

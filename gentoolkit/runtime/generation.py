@@ -168,7 +168,9 @@ class TextStreamer:
     def _catch_up(self, final: bool = False) -> str:
         """Append the text of the ids not yet in ``self.text`` when it is complete (or ``final``)."""
         decode = self.tokenizer.decode
-        before = decode(self.ids[self.prefix : self.read])
+        window = self.ids[self.prefix : self.read]
+        # the usual case, one token a step: a token's own text, which the tokenizer keeps once decoded
+        before = self.tokenizer.decode_one(window[0]) if len(window) == 1 else decode(window)
         now = decode(self.ids[self.prefix :])
         if not final and (len(now) <= len(before) or now.endswith("\ufffd")):
             return ""
@@ -239,14 +241,14 @@ def stream_text(
         bos_id=tokenizer.bos_id,
         never_id=tokenizer.never_id,
     ):
-        for i, t in enumerate(new):
+        for i, t in enumerate(new.tolist()):
             if t < 0 or streams[i].stopped:
                 continue
             if t in eos_ids:
                 piece = streams[i].flush()
                 streams[i].stopped = True
             else:
-                piece = streams[i].push(int(t))
+                piece = streams[i].push(t)
             if piece:
                 yield i, piece
     for i, s in enumerate(streams):

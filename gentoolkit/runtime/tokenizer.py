@@ -99,6 +99,7 @@ class TextTokenizer:
         self.tok = tok
         self.kind = kind
         self.vocab_size = tok.get_vocab_size(with_added_tokens=True)
+        self._singles: dict[int, str] = {}
         if specials is None:
             specials = Specials(eos_ids=tuple(i for i in (tok.token_to_id(EOS),) if i is not None),
                                 bos_id=tok.token_to_id(EOS), pad_id=tok.token_to_id(PAD))
@@ -172,3 +173,10 @@ class TextTokenizer:
 
     def decode(self, ids) -> str:
         return self.tok.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def decode_one(self, token: int) -> str:
+        """The text of one token alone (kept: streaming asks for the same tokens again and again)."""
+        text = self._singles.get(token)
+        if text is None:
+            text = self._singles[token] = self.tok.decode([int(token)], skip_special_tokens=True)
+        return text

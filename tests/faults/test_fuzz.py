@@ -347,7 +347,7 @@ SAFETENSORS_DAMAGE = st.tuples(
               st.tuples(st.just("delete"), st.none())))
 
 
-@fuzz(30)
+@fuzz(20)
 @given(model=st.sampled_from(["gpt", "gan"]), damage=SAFETENSORS_DAMAGE)
 def test_damaged_weights_and_checkpoints(fuzz_runs, tmp_path_factory, model, damage):
     from gentoolkit import checkpoint
