@@ -10,7 +10,8 @@ chains of plain ones:
 * ``RotaryEmbedding`` on queries and keys at the given positions (Llama);
 * ``SkipSimplifiedLayerNormalization`` / ``SkipLayerNormalization``: each norm after the first adds the
   residual and normalizes in one node;
-* one packed QKV ``MatMul``, ``QuickGelu`` (SiLU) or ``FastGelu`` / ``Gelu`` in the MLP.
+* one packed QKV ``MatMul``, ``QuickGelu`` (SiLU) or ``FastGelu`` / ``Gelu`` in the MLP;
+* a tied head as ``Gemm`` over the embedding table itself (``transB``), so the table is stored once.
 
 The weights are MatMul initializers laid out (in, out), so ``--dtype int4`` turns them into
 ``MatMulNBits`` as it does the traced graph's.
@@ -163,7 +164,13 @@ def fused_model(model, inputs: list[dict], outputs: list[dict], opset: int):
                 act = g.op("BiasGelu", [fc, *fc_bias], domain=MS) if fc_bias else g.op("Gelu", [fc], domain=MS)
         pending, pending_bias = bare(act, f"{p}.mlp.c_proj", f"/h.{i}/mlp/down")
     final, _ = norm(pending, "transformer.ln_f", residual, "/ln_f", pending_bias)
-    g.op("MatMul", [final, weight("lm_head.weight")], name="/lm_head", outputs=["logits"])
+    if "lm_head.weight" in model.tied_keys:  # the head reads the embedding table itself: one copy, not two
+        flat = g.op("Reshape", [final, g.const("/c/flat", np.array([-1, C], np.int64))])
+        out = g.op("Gemm", [flat, "transformer.wte.weight"], name="/lm_head", transB=1)
+        shape = g.op("Concat", [batch, seq, g.const("/c/vocab", np.array([cfg.vocab_size], np.int64))], axis=0)
+        g.op("Reshape", [out, shape], outputs=["logits"])
+    else:
+        g.op("MatMul", [final, weight("lm_head.weight")], name="/lm_head", outputs=["logits"])
 
     def info(spec: dict):
         elem = TensorProto.INT64 if spec["dtype"] == "int64" else TensorProto.FLOAT

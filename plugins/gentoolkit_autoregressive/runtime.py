@@ -182,6 +182,19 @@ class StaticCache:
         return b.last_logits
 
 
+def lazy_zeros(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """A zeroed array whose memory becomes resident page by page as it is written, in small pages:
+    numpy asks for huge pages on large arrays, and a buffer filled at the front of every head's
+    block would then hold 2 MB per head and layer from the first token on."""
+    import mmap
+
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = mmap.mmap(-1, max(size, 1))
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        buf.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+
 class _SharedMemory:
     """The fused graph's decode memory for ``batch`` rows: one context-long buffer per ``past``/``present``
     pair, bound as both (``GroupQueryAttention`` writes the new token's key and value into its slot
@@ -194,7 +207,7 @@ class _SharedMemory:
         L2, ctx = len(decoder.past_names), decoder.context_length
         self.decoder, self.batch = decoder, batch
         self.holder: Callable[[], SharedCache | None] = lambda: None
-        self.kv = np.zeros((L2, batch, H, ctx, D), np.float32)  # pages are touched only as slots fill
+        self.kv = lazy_zeros((L2, batch, H, ctx, D))  # resident only as slots fill
         self.mask = np.zeros((batch, ctx), np.int64)
         self.input_ids = np.zeros((batch, 1), np.int64)
         self.position_ids = np.zeros((batch, 1), np.int64)
