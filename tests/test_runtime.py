@@ -283,3 +283,20 @@ def test_a_family_samples_with_no_other_plugin_loaded(exports):
         r = run_without_torch("from gentoolkit.runtime import load\n" + code,
                               env={**os.environ, "GENTOOL_LOAD_PLUGINS": plugin})
         assert r.returncode == 0 and r.stdout.strip() in ("True", "(3, 2)"), (plugin, r.stderr[-2000:])
+
+
+def test_threads_default_by_model_size(exports, tmp_path):
+    """One intra-op thread for a small model, onnxruntime's own choice (0: a thread per core) for a large one."""
+    import shutil
+
+    from gentoolkit.runtime import LARGE_MODEL_BYTES, default_threads
+
+    small = exports["gpt"] / "model.onnx"
+    assert default_threads(small) == 1
+    assert load(exports["gpt"]).decoder.session.get_session_options().intra_op_num_threads == 1
+    assert load(exports["gpt"], threads=2).decoder.session.get_session_options().intra_op_num_threads == 2
+    big = tmp_path / "big"
+    shutil.copytree(exports["gpt"], big)
+    with open(big / "model.onnx.data", "wb") as f:  # the size counts the external data file too
+        f.truncate(LARGE_MODEL_BYTES + 1)
+    assert default_threads(big / "model.onnx") == 0

@@ -20,13 +20,24 @@ from typing import Any
 from ..contract import check_external_data, check_graph, read_manifest, validate_manifest
 from ..errors import GentoolError
 
+LARGE_MODEL_BYTES = 50_000_000
+
+
+def default_threads(model_file: Path) -> int:
+    """1 for a small model (a step is too short to share out), 0 (onnxruntime's own choice: one per
+    physical core) for one whose weights pass ``LARGE_MODEL_BYTES``, where a step streams them from
+    memory on every core."""
+    p = Path(model_file)
+    size = sum(f.stat().st_size for f in (p, p.with_name(p.name + ".data")) if f.is_file())
+    return 0 if size > LARGE_MODEL_BYTES else 1
+
 
 def make_session(model_file: Path, providers=None, threads: int | None = None):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads if threads else 1  # see docs/runtime.md: threads
+    opts.intra_op_num_threads = threads if threads else default_threads(model_file)  # docs/runtime.md: threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
