@@ -99,6 +99,22 @@ def _ids(folder: Path, options: dict[str, Any]):
     return p, n, long, names, prompt_ids(TextTokenizer.from_file(folder / "tokenizer.json", ""), max(p, long))
 
 
+def _cases(run, ids: list[int], p: int, n: int, long: int, names):
+    """The two cases of gentoolkit's own timing (timing.decode_cases) over a back end's ``run(prompt,
+    new) -> (start, first token, end, tokens)``."""
+
+    def decode():
+        t0, t1, t2, tokens = run(ids[:p], n)
+        return {"tokens_per_s": (len(tokens) - 1) / (t2 - t1), "first_token_ms": 1000 * (t1 - t0), "tokens": tokens,
+                "prompt": ids[:p]}
+
+    def first_token():
+        t0, t1, _, _ = run(ids[:long], 1)
+        return {"first_token_ms": 1000 * (t1 - t0)}
+
+    return list(zip(names, (decode, first_token)))
+
+
 def genai_cases(folder: str, options: dict[str, Any]):
     """onnxruntime-genai on a folder (the builder's export), greedy, every token generated."""
     import numpy as np
@@ -125,17 +141,7 @@ def genai_cases(folder: str, options: dict[str, Any]):
             tokens.append(int(gen.get_next_tokens()[0]))
         return t0, t1, time.perf_counter(), tokens
 
-    def decode():
-        t0, t1, t2, tokens = run(ids[:p], n)
-        return {"tokens_per_s": (len(tokens) - 1) / (t2 - t1), "first_token_ms": 1000 * (t1 - t0), "tokens": tokens,
-                "prompt": ids[:p]}
-
-    def first_token():
-        t0, t1, _, _ = run(ids[:long], 1)
-        return {"first_token_ms": 1000 * (t1 - t0)}
-
-    what = f"onnxruntime-genai {og.__version__}, builder's export"
-    return what, list(zip(names, (decode, first_token)))
+    return f"onnxruntime-genai {og.__version__}, builder's export", _cases(run, ids, p, n, long, names)
 
 
 def transformers_cases(folder: str, options: dict[str, Any]):
@@ -162,18 +168,9 @@ def transformers_cases(folder: str, options: dict[str, Any]):
             tokens.append(int(out.logits[0, -1].argmax()))
         return t0, t1, time.perf_counter(), tokens
 
-    def decode():
-        t0, t1, t2, tokens = run(ids[:p], n)
-        return {"tokens_per_s": (len(tokens) - 1) / (t2 - t1), "first_token_ms": 1000 * (t1 - t0), "tokens": tokens,
-                "prompt": ids[:p]}
-
-    def first_token():
-        t0, t1, _, _ = run(ids[:long], 1)
-        return {"first_token_ms": 1000 * (t1 - t0)}
-
     import transformers
 
-    return f"transformers {transformers.__version__}, eager fp32, cache", list(zip(names, (decode, first_token)))
+    return f"transformers {transformers.__version__}, eager fp32, cache", _cases(run, ids, p, n, long, names)
 
 
 # --- the physical limit ---------------------------------------------------------------------------------
