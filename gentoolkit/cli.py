@@ -263,7 +263,7 @@ def eval_(run, data, as_json, device):
 @click.option("--eval-data", type=click.Path(), help="A text file to report the export's loss and perplexity on, beside "
               "PyTorch's (default: the run's validation split).")
 @click.option("--graph", help="Which graph the family writes: 'traced' (PyTorch's exporter, plain ops) or one of its own "
-              "(gpt and llama: 'fused', onnxruntime's contrib ops) [default: the family's].")
+              "(named in its error when unknown; see docs/export.md) [default: the family's].")
 @click.option("--optimize/--no-optimize", default=True, show_default=True, help="onnxruntime's portable graph optimizations.")
 @click.option("--no-validate", is_flag=True, help="Skip onnx.checker and the parity check against PyTorch.")
 @click.option("--overwrite", is_flag=True,
