@@ -25,13 +25,20 @@ def resolve(ref: str | Callable | type) -> Any:
     """Import ``"package.module:attribute"`` (dots allowed in the attribute); pass objects through."""
     if not isinstance(ref, str):
         return ref
+    obj = _resolved.get(ref)
+    if obj is not None:
+        return obj
     module_name, _, attr = ref.partition(":")
     if not attr:
         raise ValueError(f"lazy reference {ref!r} must look like 'package.module:attribute'")
-    obj: Any = importlib.import_module(module_name)
+    obj = importlib.import_module(module_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
+    _resolved[ref] = obj
     return obj
+
+
+_resolved: dict[str, Any] = {}  # a reference is resolved once: sampling builds its sampler on every call
 
 
 #: options of ``gentool sample`` that the host owns; a family may not declare these names

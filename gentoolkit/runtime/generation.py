@@ -45,11 +45,13 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np
     width = max(len(s) for s in seqs)
     ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(seqs), width), dtype=np.int64)
+    pos = np.zeros((len(seqs), width), dtype=np.int64)  # a pad's position is 0
+    count = np.arange(width, dtype=np.int64)
     for i, s in enumerate(seqs):
         if len(s):
             ids[i, width - len(s) :] = s
             mask[i, width - len(s) :] = 1
-    pos = np.clip(np.cumsum(mask, axis=1) - 1, 0, None).astype(np.int64)
+            pos[i, width - len(s) :] = count[: len(s)]
     return ids, mask, pos
 
 
@@ -151,11 +153,18 @@ class TextStreamer:
     Decoding is incremental (the prefix/read offsets of Hugging Face's text-generation-inference):
     each token decodes a short window that starts at the last complete character, not the whole
     row again, so a long generation does not pay a growing decode per token (docs/performance.md,
-    "Why the code looks this way").
+    "Why the code looks this way"). A byte-level tokenizer (GPT-2's, and gentoolkit's own) gives
+    each token's bytes instead (``token_bytes``), and one incremental UTF-8 decoder holds back
+    what is not yet a whole character, as onnxruntime-genai's tokenizer stream does.
     """
 
     def __init__(self, tokenizer, stop: Sequence[str] = ()):
+        import codecs
+
         self.tokenizer = tokenizer
+        # a byte-level tokenizer's tokens are fixed bytes: one incremental UTF-8 decoder does it all
+        self._bytes = getattr(tokenizer, "token_bytes", None)
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace") if self._bytes is not None else None
         self.stop = [s for s in stop if s]
         self.hold = max((len(s) - 1 for s in self.stop), default=0)
         self.ids: list[int] = []
@@ -167,6 +176,11 @@ class TextStreamer:
 
     def _catch_up(self, final: bool = False) -> str:
         """Append the text of the ids not yet in ``self.text`` when it is complete (or ``final``)."""
+        if self._utf8 is not None:
+            grown = self._utf8.decode(self._bytes(self.ids[-1]) if self.read < len(self.ids) else b"", final)
+            self.read = len(self.ids)
+            self.text += grown
+            return grown
         decode = self.tokenizer.decode
         window = self.ids[self.prefix : self.read]
         # the usual case, one token a step: a token's own text, which the tokenizer keeps once decoded

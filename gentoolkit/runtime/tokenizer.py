@@ -100,6 +100,11 @@ class TextTokenizer:
         self.kind = kind
         self.vocab_size = tok.get_vocab_size(with_added_tokens=True)
         self._singles: dict[int, str] = {}
+        #: the bytes of one token, where a token's text is always the same bytes (a byte-level
+        #: decoder, GPT-2's); None otherwise. Streaming then decodes UTF-8 incrementally itself.
+        self.token_bytes = self._bytes_of if _is_byte_level(tok) else None
+        self._bytes: dict[int, bytes] = {}
+        self._skipped = {i for i, t in tok.get_added_tokens_decoder().items() if t.special}
         if specials is None:
             specials = Specials(eos_ids=tuple(i for i in (tok.token_to_id(EOS),) if i is not None),
                                 bos_id=tok.token_to_id(EOS), pad_id=tok.token_to_id(PAD))
@@ -174,9 +179,43 @@ class TextTokenizer:
     def decode(self, ids) -> str:
         return self.tok.decode([int(i) for i in ids], skip_special_tokens=True)
 
+    def _bytes_of(self, token: int) -> bytes:
+        """What the byte-level decoder makes of ``token``: each character mapped back to its byte, or
+        the text's own UTF-8 where a character is outside the map; nothing for a special token."""
+        data = self._bytes.get(token)
+        if data is None:
+            text = self.tok.id_to_token(token) if token not in self._skipped else ""
+            if text is None:
+                raise GentoolError(f"token id {token} is outside the tokenizer's vocabulary of {self.vocab_size}")
+            table = _char_bytes()
+            data = bytes(table[c] for c in text) if all(c in table for c in text) else text.encode("utf-8")
+            self._bytes[token] = data
+        return data
+
     def decode_one(self, token: int) -> str:
         """The text of one token alone (kept: streaming asks for the same tokens again and again)."""
         text = self._singles.get(token)
         if text is None:
             text = self._singles[token] = self.tok.decode([int(token)], skip_special_tokens=True)
         return text
+
+
+def _is_byte_level(tok) -> bool:
+    try:
+        from tokenizers import decoders
+    except ImportError:  # pragma: no cover - tokenizers is a dependency
+        return False
+    return type(tok.decoder) is decoders.ByteLevel
+
+
+_CHAR_BYTES: dict[str, int] = {}
+
+
+def _char_bytes() -> dict[str, int]:
+    """GPT-2's printable character for every byte, inverted (what a byte-level decoder reads back)."""
+    if not _CHAR_BYTES:
+        bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+        extra = [b for b in range(256) if b not in bs]
+        _CHAR_BYTES.update({chr(b): b for b in bs})
+        _CHAR_BYTES.update({chr(256 + n): b for n, b in enumerate(extra)})
+    return _CHAR_BYTES

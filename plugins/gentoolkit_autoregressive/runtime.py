@@ -213,6 +213,9 @@ class _SharedMemory:
         self.position_ids = np.zeros((batch, 1), np.int64)
         self.logits = np.zeros((batch, 1, decoder.vocab_size), np.float32)
         self.last_logits = self.logits[:, 0]
+        # one row: flat views, whose elements a step sets as Python numbers (cheaper than array stores)
+        self.single = (self.input_ids.reshape(-1), self.position_ids.reshape(-1), self.mask.reshape(-1)) \
+            if batch == 1 else None
         binding = decoder.session.io_binding()
         values = []
 
@@ -241,6 +244,7 @@ class SharedCache:
         self.memory = decoder.memory(batch, holder=self)
         self.memory.mask[:] = 0  # kept memory holds the last generation's slots
         self.length = 0
+        self.context_length = decoder.context_length
 
     def load(self, present: list[np.ndarray], attention_mask: np.ndarray, position_ids: np.ndarray) -> None:
         m, n = self.memory, attention_mask.shape[1]
@@ -254,14 +258,20 @@ class SharedCache:
     def advance(self, new: np.ndarray, position_ids: np.ndarray | None = None, mask_column=None) -> np.ndarray:
         """As :meth:`StaticCache.advance`."""
         m, slot = self.memory, self.length
-        if slot == self.memory.decoder.context_length:
+        if slot == self.context_length:
             raise ValueError(f"the context ({slot} tokens) is full: prefill again with fewer")
-        m.input_ids[:, 0] = new
-        if position_ids is not None:
-            m.position_ids[:] = position_ids
+        if m.single is not None and position_ids is None:
+            ids, pos, mask = m.single
+            ids[0] = new[0]
+            pos[0] += 1
+            mask[slot] = 1
         else:
-            np.add(m.position_ids, 1, out=m.position_ids)
-        m.mask[:, slot] = 1  # the new token's slot: the last one with a 1 is where the graph writes it
+            m.input_ids[:, 0] = new
+            if position_ids is not None:
+                m.position_ids[:] = position_ids
+            else:
+                np.add(m.position_ids, 1, out=m.position_ids)
+            m.mask[:, slot] = 1  # the new token's slot: the last one with a 1 is where the graph writes it
         m.run(m.binding, None)
         if mask_column is not None and not np.all(mask_column):
             m.mask[:, slot] = mask_column
