@@ -33,7 +33,9 @@ from .run import WEIGHTS, Run
 
 DEFAULT_ATOL = {"fp32": 1e-4, "fp16": 5e-2, "int8": 1.0, "int8-weights": 1.0, "int4": 2.0}
 DEFAULT_OPSET = 17
-EXTERNAL_DATA_BYTES = 1_800_000_000  # stay clear of protobuf's 2 GB limit
+# above this the weights go to model.onnx.data, which onnxruntime maps from the file instead of copying
+# them out of a parsed graph (docs/export.md, "Weights in model.onnx.data"); protobuf stops at 2 GB anyway
+EXTERNAL_DATA_BYTES = 16_000_000
 
 Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 TRACED = "traced"  # the graph PyTorch's exporter traces from ExportPlan.module
@@ -148,17 +150,24 @@ def _opset_range() -> tuple[int, int]:
 def _optimize(path: Path, enable: bool = True) -> None:
     """onnxruntime's basic (portable) graph optimizations: constant folding, redundant nodes.
 
-    With ``enable=False`` it only re-saves the graph, topologically sorted.
+    With ``enable=False`` it only re-saves the graph, topologically sorted. A weight read through a
+    ``Transpose`` (a tied table, read both ways) is not folded: the folder would hold it twice, where
+    onnxruntime folds it at load anyway.
     """
+    import onnx
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if enable else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     )
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {t.name for t in graph.initializer}
+    read_twice = any(n.op_type == "Transpose" and n.input[0] in weights for n in graph.node)
     out = path.with_name("optimized.onnx")
     opts.optimized_model_filepath = str(out)
-    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"],
+                         disabled_optimizers=["ConstantFolding"] if read_twice else None)
     out.replace(path)
 
 
@@ -249,8 +258,11 @@ def _quantize_weights(path: Path, q: WeightQuant, outputs: list[str]) -> dict[st
 
     model = onnx.load(str(path))
     _gemm_to_matmul(model)
+    tied = _tied_embedding(model) if q.embedding and q.head and q.symmetric else None
+    if q.embedding and tied is None:
+        _fold_table_transposes(model)  # the quantizer takes a Gather over a table of its own
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    if q.embedding and opset < 21:  # GatherBlockQuantized's int4 tables need opset 21; convert, not relabel
+    if q.embedding and opset < 21 and tied is None:  # GatherBlockQuantized's int4 tables need opset 21; convert, not relabel
         from onnx import version_converter
 
         try:
@@ -266,7 +278,7 @@ def _quantize_weights(path: Path, q: WeightQuant, outputs: list[str]) -> dict[st
             name = made_by[name].input[0]
         if name in made_by:
             exclude.append(made_by[name].name)
-    ops = ("MatMul", "Gather") if q.embedding else ("MatMul",)
+    ops = ("MatMul", "Gather") if q.embedding and tied is None else ("MatMul",)
     level = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)
     try:
@@ -279,12 +291,93 @@ def _quantize_weights(path: Path, q: WeightQuant, outputs: list[str]) -> dict[st
     finally:
         logging.getLogger().setLevel(level)
     out = quantizer.model.model
+    if tied is not None:
+        _share_tied_table(out, *tied, q)
     onnx.save(out, str(path))
     counts: dict[str, int] = {}
     for n in out.graph.node:
         if n.op_type in ("MatMulNBits", "GatherBlockQuantized"):
             counts[n.op_type] = counts.get(n.op_type, 0) + 1
     return counts
+
+
+def _opset_of(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _tied_embedding(model) -> tuple[str, str] | None:
+    """``(the embedding Gather's name, the head's output)`` where the embedding ``Gather`` reads the head's
+    ``MatMul`` weight through a ``Transpose`` (a tied head as the fused graph writes it), else None."""
+    from onnx import helper
+
+    inits = {t.name for t in model.graph.initializer}
+    made_by = {o: n for n in model.graph.node for o in n.output}
+    for gather in (n for n in model.graph.node if n.op_type == "Gather" and n.input[0] in made_by):
+        t = made_by[gather.input[0]]
+        perm = next((helper.get_attribute_value(a) for a in t.attribute if a.name == "perm"), None)
+        if t.op_type != "Transpose" or t.input[0] not in inits or list(perm or []) != [1, 0]:
+            continue
+        head = next((n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] == t.input[0]), None)
+        if head is not None:
+            return gather.name, head.output[0]
+    return None
+
+
+def _fold_table_transposes(model) -> None:
+    """Each embedding ``Gather`` that reads a weight through a ``Transpose`` reads a transposed copy instead."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    made_by = {o: n for n in model.graph.node for o in n.output}
+    for gather in [n for n in model.graph.node if n.op_type == "Gather" and n.input[0] in made_by]:
+        t = made_by[gather.input[0]]
+        if t.op_type == "Transpose" and t.input[0] in inits:
+            name = t.input[0] + "_table"
+            model.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(inits[t.input[0]]).T.copy(), name))
+            gather.input[0] = name
+            if not any(t.output[0] in n.input for n in model.graph.node):
+                model.graph.node.remove(t)
+
+
+def _share_tied_table(model, gather_name: str, head_output: str, q: WeightQuant) -> None:
+    """The embedding of a tied model read from the head's quantized table, as the model builder does:
+    ``GatherBlockQuantized`` over the head's ``MatMulNBits`` weights and scales (the same blocks along
+    the embedding width, the same implied zero point), so the table is stored once, quantized. Left
+    as it is where the blocks do not tile the width exactly."""
+    from onnx import helper, numpy_helper
+
+    nodes = list(model.graph.node)
+    head = next((n for n in nodes if n.op_type == "MatMulNBits" and head_output in n.output), None)
+    gather = next(n for n in nodes if n.name == gather_name)
+    if head is None:
+        return
+    attrs = {a.name: helper.get_attribute_value(a) for a in head.attribute}
+    K, N, bits, block = attrs["K"], attrs["N"], attrs["bits"], attrs["block_size"]
+    if K % block or len(head.input) > 3 and head.input[3]:  # padded blocks, or zero points
+        return
+    transpose, n = gather.input[0], gather_name
+    # the head's blocks as they are, (N, K / block, block * bits / 8): one block per row of the last axis,
+    # its scale broadcast over it; each token's (K / block, block) comes back as one row of K
+    model.graph.initializer.extend([numpy_helper.from_array(np.array([N, K // block, 1], np.int64), n + "/scale_shape"),
+                                    numpy_helper.from_array(np.array([0, 0, K], np.int64), n + "/row_shape")])
+    scales = helper.make_node("Reshape", [head.input[2], n + "/scale_shape"], [n + "/scales"], name=n + "/scales")
+    blocks = helper.make_node("GatherBlockQuantized", [head.input[1], gather.input[1], scales.output[0]], [n + "/blocks"],
+                              name=n, domain="com.microsoft", bits=bits, block_size=block, gather_axis=0, quantize_axis=2)
+    rows = helper.make_node("Reshape", [blocks.output[0], n + "/row_shape"], list(gather.output), name=n + "/rows")
+    at = nodes.index(gather)
+    nodes[at : at + 1] = [scales, blocks, rows]
+    if not any(transpose in x.input for x in nodes):  # the float table's Transpose, and the table, go
+        made = next(x for x in nodes if transpose in x.output)
+        nodes.remove(made)
+        if not any(made.input[0] in x.input for x in nodes):
+            keep = [t for t in model.graph.initializer if t.name != made.input[0]]
+            del model.graph.initializer[:]
+            model.graph.initializer.extend(keep)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
 
 
 def _gemm_to_matmul(model) -> None:
@@ -439,8 +532,9 @@ def export(
 ) -> dict:
     """Export a run folder to ``out``; returns the manifest. The Python API of ``gentool export``.
 
-    A graph larger than ``external_data_bytes`` keeps its weights in one ``model.onnx.data`` file beside
-    ``model.onnx`` (protobuf cannot hold 2 GB); 0 makes every export do so.
+    A graph larger than ``external_data_bytes`` (16 MB) keeps its weights in one ``model.onnx.data`` file
+    beside ``model.onnx``: onnxruntime maps that file rather than parsing the weights into memory and
+    copying them (and protobuf cannot hold 2 GB); 0 makes every export do so.
 
     ``out`` may be missing, an empty folder or a previous export (replaced in one step); a folder
     with other files needs ``overwrite=True``, and even then only the export's own files change.
@@ -505,7 +599,7 @@ def export(
             quantized = _quantize_weights(path, weights, [s["name"] for s in plan.outputs])
             if not quantized:
                 raise ExportError(f"--dtype {dtype} found no MatMul weights to quantize in {spec.name}'s graph")
-            if weights.embedding:
+            if weights.embedding and _opset_of(path) >= 21:  # the quantizer's own GatherBlockQuantized
                 opset = max(opset, 21)
         if dtype == "fp16":
             _to_fp16(path, plan.fp32_scopes)
