@@ -10,7 +10,9 @@ Two random-init models, built locally with transformers (nothing is downloaded):
 
 Each is imported with ``gentool import`` (the same weights on every side) and exported with
 ``gentool export`` in fp32 and int4 (``--no-validate``: the full-context case of an 8192 context
-costs minutes; the tests validate every case at tiny sizes). The Llama also goes through
+costs minutes; the tests validate every case at tiny sizes), and in int4 with
+``--quantize-embedding``, the builder's own int4 format (``fused-int4-emb``: the tied table stored
+once, in int4). The Llama also goes through
 ``python -m onnxruntime_genai.models.builder`` in fp32 and int4 (the builder has no GPT-2 path).
 
 Every back end runs in a worker process of its own (``gentoolkit.bench.bench_targets``), the
@@ -45,6 +47,8 @@ from benchmarks.hf_import import SMOLLM2_135M  # noqa: E402
 GPT2_124M = dict(n_layer=12, n_embd=768, n_head=12, n_positions=1024, vocab_size=50257)
 DTYPES = ("fp32", "int4")
 GRAPHS = ("traced", "fused")  # gentoolkit's two graphs (gentool export --graph)
+# the builder's int4 format: the tied table stored once, in int4 (gentool export --quantize-embedding)
+EMB = "fused-int4-emb"
 
 
 def sh(*cmd: str) -> None:
@@ -81,6 +85,12 @@ def prepare(work: Path, name: str) -> dict[str, Path]:
                 sh(sys.executable, "-m", "gentoolkit", "export", str(run), "-o", str(ours), "--no-validate",
                    "--graph", graph, *(["--dtype", dtype] if dtype != "fp32" else []))
             out[f"{graph}-{dtype}"] = ours
+        if dtype == "int4":
+            ours = base / EMB
+            if not (ours / "gentoolkit.json").is_file():
+                sh(sys.executable, "-m", "gentoolkit", "export", str(run), "-o", str(ours), "--no-validate",
+                   "--dtype", "int4", "--quantize-embedding")
+            out[EMB] = ours
         if name == "llama":
             builder = base / f"builder-{dtype}"
             if not (builder / "genai_config.json").is_file():
@@ -253,7 +263,7 @@ def logits_against_transformers(folders: dict[str, Path], threads: int) -> list[
     del hf
     rows = []
     for name, folder in folders.items():
-        if name.split("-")[0] in GRAPHS:
+        if name.split("-")[0] in GRAPHS:  # (every position's logits: logits_to_keep left at its default)
             decoder = load(folder, threads=threads).decoder
             n = len(ids)
             feeds = dict(zip(decoder.past_names, decoder.empty_past(1)), input_ids=np.array([ids], np.int64),
@@ -357,6 +367,8 @@ def main():
             for graph in GRAPHS:
                 targets.append((f"{graph}-{dtype}", "gentoolkit.bench:path_cases", str(folders[f"{graph}-{dtype}"]),
                                 builder or f"traced-{dtype}"))
+            if dtype == "int4":
+                targets.append((EMB, "gentoolkit.bench:path_cases", str(folders[EMB]), builder or "traced-int4"))
         targets.append(("transformers-fp32", "benchmarks.real_size:transformers_cases", str(folders["hf"]),
                         "fused-fp32"))
         os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
@@ -382,7 +394,7 @@ def main():
         print("|---|---|---|---|")
         for r in logits_against_transformers(folders, args.threads):
             print(f"| {r['export']} | {r['max']:.4f} | {r['mean']:.4f} | {r['argmax']:.0%} |")
-        for key in (f"{graph}-{dtype}" for dtype in DTYPES for graph in GRAPHS):
+        for key in [f"{graph}-{dtype}" for dtype in DTYPES for graph in GRAPHS] + [EMB]:
             prof = profile_steps(folders[key], args.threads)
             print(f"\n### {name}: {key}, onnxruntime profile of 15 decode steps ({prof[0][1]:.1f} ms per step)")
             print("| op type | share of node time |")

@@ -192,9 +192,21 @@ def test_fused_graph_validates_every_case_and_decodes_alike(name, dtype, request
     assert FUSED_OPS[name] <= set(ops) and ops.count("GroupQueryAttention") == L
     graph_nodes = onnx.load(str(tmp_path / "fused" / "model.onnx")).graph.node
     readers = {n.op_type for n in graph_nodes for i in n.input if i.startswith("past_key_values.")}
-    assert readers == {"GroupQueryAttention"} and not {"Softmax", "Transpose"} & set(ops), sorted(set(ops))
+    weights = {t.name for t in onnx.load(str(tmp_path / "fused" / "model.onnx")).graph.initializer}
+    moved = [n for n in graph_nodes if n.op_type == "Transpose" and n.input[0] not in weights]  # a tied table is read
+    assert readers == {"GroupQueryAttention"} and "Softmax" not in ops and not moved, sorted(set(ops))  # transposed
     if dtype == "int4":
         assert ops.count("MatMulNBits") == L * {"gpt": 4, "llama": 5}[name] + 1
+    # logits_to_keep, an input with a default (every position): the last k positions' logits alone
+    session = ort.InferenceSession(str(tmp_path / "fused" / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_overridable_initializers()] == ["logits_to_keep"]
+    H, D = m["runtime"]["n_kv_head"], m["runtime"]["head_dim"]
+    feeds = {f"past_key_values.{i}.{k}": np.zeros((2, H, 0, D), np.float32) for i in range(L) for k in ("key", "value")}
+    feeds.update(input_ids=np.array([[5, 6, 7, 8], [0, 0, 9, 10]]), attention_mask=np.array([[1, 1, 1, 1], [0, 0, 1, 1]]),
+                 position_ids=np.array([[0, 1, 2, 3], [0, 0, 0, 1]]))
+    every = session.run(["logits"], feeds)[0]
+    for k, want in ((1, every[:, -1:]), (3, every[:, 1:]), (9, every)):
+        np.testing.assert_allclose(session.run(["logits"], {**feeds, "logits_to_keep": np.array(k)})[0], want, atol=1e-5)
     traced = tmp_path / "traced"
     export(run, traced, dtype=dtype, check=False, graph="traced", log=lambda s: None)
     assert json.loads((traced / MANIFEST).read_text())["graph"] == "traced"
@@ -251,6 +263,43 @@ def test_weight_only_options_reach_the_graph(llama_run, tmp_path):
         line = one_error_line(run_cli("export", str(llama_run), "-o", str(tmp_path / "bad"), *args))
         assert part in line, (args, line)
         assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_a_tied_table_is_stored_once_quantized(gpt_run, tmp_path, bits):
+    """--quantize-embedding on a tied model (gpt): the embedding reads the head's MatMulNBits blocks and scales
+    through GatherBlockQuantized, as the model builder's export does; no float table is left, the opset stays,
+    every case validates, and the embedding rows are the head's dequantized weights."""
+    from gentoolkit.runtime import load
+
+    m = export(gpt_run, tmp_path / "q", dtype=f"int{bits}", weights=WeightQuant(embedding=True), log=lambda s: None)
+    graph = onnx.load(str(tmp_path / "q" / "model.onnx"))
+    nodes = {n.op_type: n for n in graph.graph.node}
+    gather, head = nodes["GatherBlockQuantized"], next(n for n in graph.graph.node if n.output[0] == "logits")
+    assert head.op_type == "MatMulNBits" and gather.input[0] == head.input[1] and m["opset"] == 17
+    vocab, width = m["runtime"]["vocab_size"], m["config"]["model"]["n_embd"]
+    tables = [t for t in graph.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and vocab in t.dims]
+    assert not any(width in t.dims for t in tables), [t.name for t in tables]  # the float table is gone
+    assert m["validation"]["max_abs_diff"]["logits"] <= m["validation"]["atol"]
+    # the embedding of every token against the head's weights, dequantized by hand
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in graph.graph.initializer}
+    blocks, scales = inits[head.input[1]].astype(np.float32), inits[head.input[2]]
+    if bits == 4:
+        q = np.stack([inits[head.input[1]] & 15, inits[head.input[1]] >> 4], -1).reshape(vocab, scales.shape[1], -1)
+    else:
+        q = blocks
+    rows = ((q.astype(np.float32) - 2 ** (bits - 1)) * scales[:, :, None]).reshape(vocab, -1)[:, :width]
+    sub = onnx.helper.make_model(onnx.helper.make_graph(
+        [n for n in graph.graph.node if n.name.startswith("/wte")], "emb",
+        [onnx.helper.make_tensor_value_info("input_ids", onnx.TensorProto.INT64, [1, None])],
+        [onnx.helper.make_tensor_value_info("/wte/out0", onnx.TensorProto.FLOAT, None)],
+        initializer=[t for t in graph.graph.initializer if t.name in {i for n in graph.graph.node
+                                                                      if n.name.startswith("/wte") for i in n.input}]),
+        opset_imports=graph.opset_import)
+    ids = np.arange(vocab)[None]
+    got = ort.InferenceSession(sub.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids})
+    np.testing.assert_allclose(got[0][0], rows, atol=1e-6)
+    assert isinstance(load(tmp_path / "q").generate("The ", max_new_tokens=5, greedy=True), str)
 
 
 def test_export_failures_are_one_line_and_leave_nothing(tmp_path, gpt_run):

@@ -15,7 +15,11 @@ chains of plain ones:
 * ``SkipSimplifiedLayerNormalization`` / ``SkipLayerNormalization``: each norm after the first adds the
   residual and normalizes in one node;
 * one packed QKV ``MatMul``, ``QuickGelu`` (SiLU) or ``FastGelu`` / ``Gelu`` in the MLP;
-* a tied head as ``Gemm`` over the embedding table itself (``transB``), so the table is stored once.
+* an optional input ``logits_to_keep`` (a scalar; its initializer 0 is the default: every position), as
+  transformers names it: the head runs on the last ``logits_to_keep`` positions only;
+* a tied head as the model builder stores it: one ``(n_embd, vocab)`` weight that the head's ``MatMul``
+  reads and the embedding ``Gather`` reads through a ``Transpose`` (onnxruntime folds it at load), so
+  the table is stored once and the head writes the logits straight into the output.
 
 The weights are MatMul initializers laid out (in, out), so ``--dtype int4`` turns them into
 ``MatMulNBits`` as it does the traced graph's.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 MS = "com.microsoft"
+KEEP = "logits_to_keep"
 
 
 class _Graph:
@@ -35,7 +40,8 @@ class _Graph:
     def const(self, name: str, value) -> str:
         from onnx import numpy_helper
 
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        value = np.asarray(value)
+        self.inits.append(numpy_helper.from_array(value if value.flags.c_contiguous else value.copy(), name))
         return name
 
     def op(self, op: str, inputs: list[str], n_out: int = 1, *, name: str | None = None, outputs=None,
@@ -95,7 +101,13 @@ def fused_model(model, inputs: list[dict], outputs: list[dict], opset: int):
     total_i32 = g.op("Cast", [scalar(total)], to=TensorProto.INT32)
     query_lens = g.op("Expand", [g.op("Cast", [seq], to=TensorProto.INT32), batch])
 
-    x = g.op("Gather", [g.const("transformer.wte.weight", sd["transformer.wte.weight"]), "input_ids"], name="/wte")
+    tied = "lm_head.weight" in model.tied_keys
+    if tied:  # one table, stored as the head's (n_embd, vocab) weight; the embedding reads it transposed
+        head_w = weight("lm_head.weight")
+        table = g.op("Transpose", [head_w], name="/wte/table", perm=[1, 0])
+    else:
+        table = g.const("transformer.wte.weight", sd["transformer.wte.weight"])
+    x = g.op("Gather", [table, "input_ids"], name="/wte")
     if not llama:
         x = g.op("Add", [x, g.op("Gather", [g.const("transformer.wpe.weight", sd["transformer.wpe.weight"]),
                                             "position_ids"], name="/wpe")])
@@ -174,19 +186,22 @@ def fused_model(model, inputs: list[dict], outputs: list[dict], opset: int):
                 act = g.op("BiasGelu", [fc, *fc_bias], domain=MS) if fc_bias else g.op("Gelu", [fc], domain=MS)
         pending, pending_bias = bare(act, f"{p}.mlp.c_proj", f"/h.{i}/mlp/down")
     final, _ = norm(pending, "transformer.ln_f", residual, "/ln_f", pending_bias)
-    if "lm_head.weight" in model.tied_keys:  # the head reads the embedding table itself: one copy, not two
-        flat = g.op("Reshape", [final, g.const("/c/flat", np.array([-1, C], np.int64))])
-        out = g.op("Gemm", [flat, "transformer.wte.weight"], name="/lm_head", transB=1)
-        shape = g.op("Concat", [batch, seq, g.const("/c/vocab", np.array([cfg.vocab_size], np.int64))], axis=0)
-        g.op("Reshape", [out, shape], outputs=["logits"])
-    else:
-        g.op("MatMul", [final, weight("lm_head.weight")], name="/lm_head", outputs=["logits"])
+    # logits_to_keep (transformers' argument of that name): the last k positions only, 0 (the default) all of
+    # them; a runtime's prefill asks for 1 and skips the head for every other prompt token
+    g.const(KEEP, np.array(0, np.int64))
+    k = g.op("Unsqueeze", [KEEP, zero])
+    start = g.op("Where", [g.op("Greater", [k, zero]), g.op("Max", [g.op("Sub", [seq, k]), zero]), zero])
+    kept = g.op("Slice", [final, start, g.const("/c/end", np.array([np.iinfo(np.int64).max], np.int64)), one],
+                name="/logits_to_keep")
+    # the head writes the logits output itself (no reshape to copy them through)
+    g.op("MatMul", [kept, head_w if tied else weight("lm_head.weight")], name="/lm_head", outputs=["logits"])
 
     def info(spec: dict):
         elem = TensorProto.INT64 if spec["dtype"] == "int64" else TensorProto.FLOAT
         return helper.make_tensor_value_info(spec["name"], elem, spec["shape"])
 
-    graph = helper.make_graph(g.nodes, "gentoolkit_fused_decoder", [info(s) for s in inputs],
+    keep_input = helper.make_tensor_value_info(KEEP, TensorProto.INT64, [])  # optional: its initializer is the default
+    graph = helper.make_graph(g.nodes, "gentoolkit_fused_decoder", [info(s) for s in inputs] + [keep_input],
                               [info(s) for s in outputs], initializer=g.inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(MS, 1)],
                              producer_name="gentoolkit")

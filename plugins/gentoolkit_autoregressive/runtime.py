@@ -227,12 +227,19 @@ class _SharedMemory:
         binding.bind_ortvalue_input("attention_mask", value(self.mask))
         binding.bind_ortvalue_input("position_ids", value(self.position_ids))
         binding.bind_ortvalue_output("logits", value(self.logits))
+        # a prefill writes its keys and values into the same buffers: its binding holds them from the
+        # start, and a prefill binds only the prompt and its logits
+        prefill = decoder.session.io_binding()
         for i, (past, present) in enumerate(zip(decoder.past_names, decoder.present_names)):
             shared = value(self.kv[i])
-            binding.bind_ortvalue_input(past, shared)
-            binding.bind_ortvalue_output(present, shared)
+            for b in (binding, prefill):
+                b.bind_ortvalue_input(past, shared)
+                b.bind_ortvalue_output(present, shared)
         self._values = values
         self.run, self.binding = bound_run(decoder.session, binding)
+        self.prefill_binding = prefill
+        self.one = value(np.array(1, np.int64))
+        self.prefill_arg = bound_run(decoder.session, prefill)[1]
 
 
 class SharedCache:
@@ -246,14 +253,27 @@ class SharedCache:
         self.length = 0
         self.context_length = decoder.context_length
 
-    def load(self, present: list[np.ndarray], attention_mask: np.ndarray, position_ids: np.ndarray) -> None:
-        m, n = self.memory, attention_mask.shape[1]
-        for i, value in enumerate(present):
-            m.kv[i, :, :, :n] = value
+    def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
+        """Run the prompt (``attention_mask`` as wide as it: an empty cache), its keys and values written
+        straight into the shared buffers' first slots; returns the last position's logits ``[batch, vocab]``.
+        A graph with the optional input ``logits_to_keep`` (the fused one) computes that position's alone;
+        otherwise every position's logits come into one array of this call's own, let go on return."""
+        m, (batch, n) = self.memory, input_ids.shape
+        b = m.prefill_binding
+        b.bind_cpu_input("input_ids", np.ascontiguousarray(input_ids))
+        b.bind_cpu_input("attention_mask", np.ascontiguousarray(attention_mask))
+        b.bind_cpu_input("position_ids", np.ascontiguousarray(position_ids))
+        kept = 1 if m.decoder.keeps_logits else n  # only the last position's logits, where the graph can
+        if kept == 1:  # an OrtValue: bind_cpu_input looks names up among the inputs that are not initializers
+            b.bind_ortvalue_input("logits_to_keep", m.one)
+        logits = np.empty((batch, kept, m.decoder.vocab_size), np.float32)
+        b.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
+        m.run(m.prefill_arg, None)
         m.mask[:, :n] = attention_mask
         m.mask[:, n:] = 0
-        m.position_ids[:] = position_ids
+        m.position_ids[:] = position_ids[:, -1:]
         self.length = n
+        return logits[:, -1].copy()
 
     def advance(self, new: np.ndarray, position_ids: np.ndarray | None = None, mask_column=None) -> np.ndarray:
         """As :meth:`StaticCache.advance`."""
@@ -295,6 +315,8 @@ class OrtDecoder:
         self.output_names = ["logits"] + self.present_names
         self.kv_shape = (int(runtime["n_kv_head"]), int(runtime["head_dim"]))
         self.vocab_size = int(runtime["vocab_size"])
+        # the fused graph's optional input (an initializer onnxruntime lets a run override)
+        self.keeps_logits = "logits_to_keep" in {i.name for i in session.get_overridable_initializers()}
         self.device = "cuda" if "CUDAExecutionProvider" in session.get_providers() else "cpu"
         self._empty: dict[int, np.ndarray] = {}
         self._static = fixed_buffers and self.device == "cpu"
@@ -329,6 +351,9 @@ class OrtDecoder:
             if input_ids.shape[1] == 1 and past[0].shape[2] == 0:  # a one-token prompt: a decode step
                 cache = self._cache(self, input_ids.shape[0])
                 return cache.advance(input_ids[:, 0], position_ids, attention_mask[:, -1]), cache
+            if self._cache is SharedCache and past[0].shape[2] == 0:
+                cache = SharedCache(self, input_ids.shape[0])
+                return cache.prefill(input_ids, attention_mask, position_ids), cache
             feeds = dict(zip(self.past_names, past), input_ids=input_ids, attention_mask=attention_mask,
                          position_ids=position_ids)
             out = self.session.run(self.output_names, feeds)
