@@ -214,7 +214,8 @@ def _timed(fn) -> float:
 
 def step_bytes(model_file: Path) -> int:
     """Bytes of weights one decode step reads: every initializer of the graph, except a table that
-    only ``Gather`` nodes read (the embedding: one row per token)."""
+    only ``Gather`` nodes read (the embedding: one row per token), directly or through a ``Transpose``
+    (a tied table that the head reads in another copy)."""
     import onnx
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
@@ -223,9 +224,13 @@ def step_bytes(model_file: Path) -> int:
     for node in model.graph.node:
         for name in node.input:
             readers.setdefault(name, set()).add(node.op_type)
+    gathers = {"Gather", "GatherBlockQuantized"}
+    for node in model.graph.node:  # a Transpose whose output only Gathers read reads for them
+        if node.op_type == "Transpose" and readers.get(node.output[0], set()) <= gathers:
+            readers[node.input[0]] = (readers[node.input[0]] - {"Transpose"}) | {"Gather"}
     total = 0
     for t in model.graph.initializer:
-        if readers.get(t.name, set()) <= {"Gather", "GatherBlockQuantized"} and t.name in readers:
+        if readers.get(t.name, set()) <= gathers and t.name in readers:
             continue
         if uses_external_data(t):
             total += int(ExternalDataInfo(t).length or 0)

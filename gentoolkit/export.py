@@ -421,8 +421,11 @@ def _finalize(path: Path, manifest: dict, external: bool) -> None:
         entry.key = key
         entry.value = value if isinstance(value, str) else json.dumps(value)
     if external:
+        from .files import new_file_mode
+
         onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                   location=MODEL + ".data")
+        new_file_mode(path.with_name(MODEL + ".data"))
     else:
         onnx.save(model, str(path))
 

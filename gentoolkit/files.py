@@ -62,7 +62,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp.touch(0o666 & ~_UMASK)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        new_file_mode(tmp)
         _fsync_file(tmp)
         faults.point("file.written")
         os.replace(tmp, path)
@@ -70,6 +70,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def new_file_mode(path: str | Path) -> None:
+    """Give ``path`` the permissions a new file gets (0644 under the usual umask), whatever its writer
+    chose (onnx writes external data 0600)."""
+    os.chmod(path, 0o666 & ~_UMASK)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

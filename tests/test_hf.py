@@ -335,6 +335,7 @@ def test_real_sizes_a_50k_vocabulary_a_2k_context_bf16_weights_and_external_data
     manifest = export(run, out, external_data_bytes=0, check=False, log=lambda m: None)
     assert (out / "model.onnx.data").is_file() and "model.onnx.data" in manifest["files"]
     assert (out / "model.onnx").stat().st_size < (out / "model.onnx.data").stat().st_size / 10
+    assert (out / "model.onnx.data").stat().st_mode & 0o777 == (out / "model.onnx").stat().st_mode & 0o777  # not 0600
     lm = load(out)  # the external-data path check reads the graph's locations
     assert lm.decoder.context_length == 2048 and lm.decoder.vocab_size == 50257
     model, tok, _ = load_run(Run.open(run))

@@ -190,6 +190,31 @@ def test_streamed_text_is_the_decoded_text_cut_at_the_first_stop(stop):
     assert not any("\ufffd" in p for p in pieces)
 
 
+def test_byte_level_streaming_matches_the_tokenizer_decode(tmp_path):
+    """A trained byte-level BPE (tokens of several bytes, some of them half a character) and a Hugging Face
+    one with five special tokens stream through token_bytes; the text equals tokenizers' own decode,
+    special tokens left out, and the tokenizer's decode path (token_bytes off) gives the same text."""
+    from gentoolkit.runtime.tokenizer import TextTokenizer
+    from gentoolkit_autoregressive.tokenizers_ import bpe_tokenizer
+
+    from . import hf_models
+
+    text = "héllo wörld, 日本語 🙂 naïve café " * 20
+    hf_models.tokenizer(tmp_path, text, kind="llama")
+    rng = np.random.default_rng(1)
+    for tok in (bpe_tokenizer([text], 300), TextTokenizer.from_file(tmp_path / "tokenizer.json", "hf")):
+        assert tok.token_bytes is not None
+        for _ in range(30):
+            ids = rng.integers(0, tok.vocab_size, size=int(rng.integers(1, 40))).tolist()
+            fast = _streamed(tok, ids)
+            assert "".join(fast) == tok.decode(ids), ids
+            tok.token_bytes, saved = None, tok.token_bytes
+            try:
+                assert "".join(_streamed(tok, ids)) == "".join(fast)
+            finally:
+                tok.token_bytes = saved
+
+
 def test_streamed_bytes_that_are_not_utf8_match_a_whole_decode():
     from gentoolkit_autoregressive.tokenizers_ import byte_tokenizer
 
