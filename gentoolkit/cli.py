@@ -341,6 +341,36 @@ def bench(paths, repeat, prompt_tokens, new_tokens, first_token_prompt, batch, t
         show(res)
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0: every interface).")
+@click.option("--port", type=Number(int, 0, 65535), default=8000, show_default=True)
+@click.option("--max-batch", type=Number(int, 1, 1024), default=8, show_default=True,
+              help="Rows of the running decode batch (continuous batching).")
+@click.option("--max-queue", type=Number(int, 0, 10**6), default=64, show_default=True,
+              help="Choices that may wait for a row; past it a request gets 429.")
+@click.option("--max-tokens", type=Number(int, 1, 10**7), default=4096, show_default=True,
+              help="The largest max_tokens a request may ask for.")
+@click.option("--max-n", type=Number(int, 1, 1024), default=8, show_default=True, help="The largest n of a text request.")
+@click.option("--timeout", type=Number(float, 0.001, 10**7), default=600.0, show_default=True,
+              help="Seconds a request may take before it is cancelled.")
+@click.option("--max-body-bytes", type=Number(int, 1, 10**10), default=1_000_000, show_default=True,
+              help="The largest request body.")
+@click.option("--api-key", envvar="GENTOOL_API_KEY", help="Require 'Authorization: Bearer KEY' (env GENTOOL_API_KEY).")
+@click.option("--threads", type=Number(int, 1, 1024), help="onnxruntime threads of each model.")
+@click.option("--grace", type=Number(float, 0, 10**6), default=30.0, show_default=True,
+              help="Seconds SIGTERM waits for the requests in flight.")
+def serve(paths, host, port, max_batch, max_queue, max_tokens, max_n, timeout, max_body_bytes, api_key, threads,
+          grace):
+    """Serve export folders over the OpenAI API (completions, chat, samples), with continuous batching."""
+    from .serve import Limits
+    from .serve import serve as run
+
+    run(list(paths), host=host, port=port, threads=threads, grace=grace,
+        limits=Limits(max_batch=max_batch, max_queue=max_queue, max_tokens=max_tokens, max_n=max_n, timeout=timeout,
+                      max_body_bytes=max_body_bytes, api_key=api_key))
+
+
 @cli.group()
 def plugin():
     """Work on gentoolkit plugins."""

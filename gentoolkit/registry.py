@@ -184,6 +184,9 @@ class RuntimeSpec:
     (``tokens_per_s``, ``first_token_ms``, ``samples_per_s``; lists under ``tokens`` are compared
     across paths given the same list under ``prompt``). ``options`` holds ``prompt_tokens``, ``new_tokens``, ``first_token_prompt`` and
     ``batch``; a family reads those that apply to it.
+    ``serve(driver, max_batch)`` (optional) returns the engine ``gentool serve`` puts a text family's
+    requests through (docs/serving.md, the engine); a family without one is served at ``/v1/samples``
+    through its driver's ``sample(n, seed, **options)``.
     """
 
     name: str  # the family it runs, as written in the export manifest
@@ -191,6 +194,7 @@ class RuntimeSpec:
     load: str | Callable
     sample_options: tuple[SampleOption, ...] = ()
     timing: str | Callable | None = None
+    serve: str | Callable | None = None
     aliases: tuple[str, ...] = ()
     plugin: str = ""
 

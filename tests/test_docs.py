@@ -53,7 +53,7 @@ def test_docs_pages_exist_and_are_in_the_nav():
     nav = (ROOT / "mkdocs.yml").read_text()
     for page in ("index.md", "installation.md", "cli.md", "plugins.md", "architecture.md", "sampling.md",
                  "configuration.md", "performance.md", "tutorials/train-a-language-model.md",
-                 "tutorials/mode-collapse.md", "export.md", "onnx-contract.md", "runtime.md", "distributed.md",
+                 "tutorials/mode-collapse.md", "export.md", "onnx-contract.md", "runtime.md", "serving.md", "distributed.md",
                  "plugins/tutorial.md", "diffusion.md", "reliability.md",
                  "tutorials/fine-tune-and-ship.md"):
         assert (ROOT / "docs" / page).is_file(), page

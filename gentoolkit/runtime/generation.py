@@ -236,8 +236,29 @@ def stream_text(
 ) -> Iterator[tuple[int, str]]:
     """Yield ``(row, text piece)`` as tokens arrive; stops each row at its end token or a stop string.
     A prompt is text, or token ids already (a chat turn rendered by its template)."""
+    for i, piece, _, _ in stream_events(decoder, tokenizer, prompts, sampler=sampler, max_new_tokens=max_new_tokens,
+                                        seed=seed, stop=stop):
+        if piece:
+            yield i, piece
+
+
+def stream_events(
+    decoder: Decoder,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    sampler: Callable,
+    max_new_tokens: int,
+    seed: int | None = None,
+    stop: Sequence[str] = (),
+) -> Iterator[tuple[int, str, str | None, int]]:
+    """As :func:`stream_text`, with each row's end and count: ``(row, piece, finish, tokens)``, ``finish``
+    None until the row's last event, then ``"stop"`` (an end token or a stop string) or ``"length"``
+    (``max_new_tokens``); ``tokens`` is how many the row has generated so far."""
     encoded = [list(p) if not isinstance(p, str) else tokenizer.encode(p) for p in prompts]
     streams = [TextStreamer(tokenizer, stop) for _ in prompts]
+    ended = [False] * len(prompts)
+    counts = [0] * len(prompts)
 
     def should_stop(i: int, _tokens: list[int]) -> bool:
         return streams[i].stopped
@@ -258,14 +279,17 @@ def stream_text(
         for i, t in enumerate(new.tolist()):
             if t < 0 or streams[i].stopped:
                 continue
+            counts[i] += 1
             if t in eos_ids:
                 piece = streams[i].flush()
                 streams[i].stopped = True
             else:
                 piece = streams[i].push(t)
-            if piece:
-                yield i, piece
+            if streams[i].stopped:
+                ended[i] = True
+                yield i, piece, "stop", counts[i]
+            elif piece:
+                yield i, piece, None, counts[i]
     for i, s in enumerate(streams):
-        piece = s.flush()
-        if piece:
-            yield i, piece
+        if not ended[i]:
+            yield i, s.flush(), "length", counts[i]

@@ -10,8 +10,9 @@ import numpy as np
 from ..errors import GentoolError
 
 
-def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None) -> None:
-    """Write samples by the extension of ``out`` (.png grid or scatter, .csv, .npy); CSV to stdout without one."""
+def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None, quiet: bool = False) -> None:
+    """Write samples by the extension of ``out`` (.png grid or scatter, .csv, .npy); CSV to stdout without one.
+    ``quiet``: no "wrote" line on stderr."""
     from ..files import atomic_path
 
     if out is None:
@@ -41,4 +42,5 @@ def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None) -> None
             raise GentoolError("1-D samples cannot be drawn; write .csv or .npy")
     else:
         raise GentoolError(f"--out {out!r}: use a .png, .csv or .npy file name")
-    print(f"wrote {path}", file=sys.stderr)
+    if not quiet:
+        print(f"wrote {path}", file=sys.stderr)

@@ -93,7 +93,7 @@ def register_samplers(register):
 def register_runtimes(register):
     register(RuntimeSpec(name="autoregressive", description="Exported KV-cache decoders: generate() and stream() text.",
                          load="gentoolkit_autoregressive.runtime:TextModel", sample_options=TEXT_OPTIONS,
-                         timing=f"{_P}.timing:export_cases"))
+                         timing=f"{_P}.timing:export_cases", serve=f"{_P}.serving:make_engine"))
 
 
 @hookimpl

@@ -495,6 +495,20 @@ class TextModel:
         cli_sample(self.decoder, self.tokenizer, self.defaults, n=n, seed=seed, out=out, sampler=sampler,
                    sampler_opts=sampler_opts, prompt=prompt, options=options)
 
+    def encode_prompt(self, prompt) -> list[int]:
+        """Token ids of text, of ids as given, or of chat messages under the template (``gentool serve``)."""
+        from .serving import encode_prompt
+
+        return encode_prompt(self, prompt)
+
+    def new_job(self, prompt: list[int], *, n: int, seed: int | None, options: dict, emit):
+        """A request for ``gentool serve``'s engine: ``n`` choices of ``prompt``, events to ``emit``."""
+        from .serving import Job, prepare_job
+
+        job = Job(prompt=list(prompt), n=n, seed=seed, options=dict(options), emit=emit)
+        prepare_job(self, job)
+        return job
+
     def stream_chat(self, messages: Sequence[dict], **kw) -> Iterator[str]:
         """The assistant's reply to ``messages`` (``[{"role", "content"}, ...]``), piece by piece, through the
         model's chat template; it ends at the end of the turn. ``kw`` as for :meth:`generate`."""

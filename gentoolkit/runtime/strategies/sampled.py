@@ -9,7 +9,12 @@ def row_generators(seed: int | None, n: int) -> list[np.random.Generator]:
     """Row ``i`` draws from ``SeedSequence([seed, i])``, so its tokens do not depend on the other rows."""
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**63)
-    return [np.random.default_rng(np.random.SeedSequence([int(seed), i])) for i in range(n)]
+    return [row_generator(seed, i) for i in range(n)]
+
+
+def row_generator(seed: int, i: int) -> np.random.Generator:
+    """The generator of row ``i`` under ``seed`` (a server's choice ``i`` of a request draws from it too)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), i]))
 
 
 def sampled(sampler, n: int, pad_id: int | None, seed: int | None):
