@@ -52,6 +52,15 @@ class Job:
         """Stop at the next step boundary (a client that went away, a timeout); no more events."""
         self.cancelled = True
 
+    def send(self, choice: int, piece: str, finish: str | None, error: str | None) -> None:
+        """``emit``, unless the job was cancelled; a receiver that is gone cancels the job (never the engine)."""
+        if self.cancelled:
+            return
+        try:
+            self.emit(choice, piece, finish, error)
+        except Exception:  # noqa: BLE001 - the server's event loop closed under it
+            self.cancelled = True
+
 
 class _Row:
     __slots__ = ("job", "choice", "tokens", "filled", "produced", "streamer", "rng", "next")
@@ -227,8 +236,8 @@ class BatchEngine:
                 finish = "stop"
             elif row.produced >= job.max_new:
                 piece, finish = piece + row.streamer.flush(), "length"
-        if not job.cancelled and (piece or finish):
-            job.emit(row.choice, piece, finish, None)
+        if piece or finish:
+            job.send(row.choice, piece, finish, None)
         if finish is None:
             row.next = token
         return finish is not None
@@ -241,8 +250,8 @@ class BatchEngine:
             return
         job = row.job
         job.done += 1
-        if error is not None and not job.cancelled:
-            job.emit(row.choice, "", "error", error)
+        if error is not None:
+            job.send(row.choice, "", "error", error)
 
     # -- the scheduler --
     def _start(self, r: int, job: Job, choice: int) -> None:
@@ -376,10 +385,10 @@ class SerialEngine:
                         break
                     self.tokens_generated += count - job.tokens_out[i]
                     job.tokens_out[i] = count
-                    job.emit(i, piece, finish, None)
+                    job.send(i, piece, finish, None)
             except Exception as exc:  # noqa: BLE001
                 for i in range(job.n):
-                    job.emit(i, "", "error", _message(exc))
+                    job.send(i, "", "error", _message(exc))
             finally:
                 self.busy = False
 
