@@ -166,6 +166,7 @@ def _optimize(path: Path, enable: bool = True) -> None:
     read_twice = any(n.op_type == "Transpose" and n.input[0] in weights for n in graph.node)
     out = path.with_name("optimized.onnx")
     opts.optimized_model_filepath = str(out)
+    opts.log_severity_level = 3  # its notes on the graph are not the user's business
     ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"],
                          disabled_optimizers=["ConstantFolding"] if read_twice else None)
     out.replace(path)

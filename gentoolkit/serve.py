@@ -402,14 +402,18 @@ def build_app(served: dict[str, Served], limits: Limits):
             """(choice, piece, finish) until every choice finished; RequestError on a failure."""
             finished, first, last = 0, True, None
             deadline = started + limits.timeout
+            late = RequestError(f"the request ran past the server's timeout of {limits.timeout:g} s", 504,
+                                code="timeout", kind="timeout_error")
             while finished < total:
                 try:
-                    c, piece, finish, err = await asyncio.wait_for(queue.get(), max(0.001, deadline - time.perf_counter()))
+                    c, piece, finish, err = await asyncio.wait_for(queue.get(), max(0.0, deadline - time.perf_counter()))
                 except asyncio.TimeoutError:
                     cancel()
-                    raise RequestError(f"the request ran past the server's timeout of {limits.timeout:g} s", 504,
-                                       code="timeout", kind="timeout_error") from None
+                    raise late from None
                 now = time.perf_counter()
+                if now > deadline:
+                    cancel()
+                    raise late
                 if first:
                     metrics.ttft.observe(now - started)
                     first = False
