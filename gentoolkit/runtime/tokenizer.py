@@ -185,8 +185,8 @@ class TextTokenizer:
         data = self._bytes.get(token)
         if data is None:
             text = self.tok.id_to_token(token) if token not in self._skipped else ""
-            if text is None:
-                raise GentoolError(f"token id {token} is outside the tokenizer's vocabulary of {self.vocab_size}")
+            if text is None:  # past the tokenizer's vocabulary (a model's may be larger): nothing, as decode gives
+                text = ""
             table = _char_bytes()
             data = bytes(table[c] for c in text) if all(c in table for c in text) else text.encode("utf-8")
             self._bytes[token] = data

@@ -236,8 +236,7 @@ class BatchEngine:
                 finish = "stop"
             elif row.produced >= job.max_new:
                 piece, finish = piece + row.streamer.flush(), "length"
-        if piece or finish:
-            job.send(row.choice, piece, finish, None)
+        job.send(row.choice, piece, finish, None)  # every token, its text perhaps still held back: clients see progress
         if finish is None:
             row.next = token
         return finish is not None
