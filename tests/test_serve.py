@@ -76,8 +76,21 @@ def chat_export(tmp_path_factory, corpus) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(exports, chat_export):
-    s = Server([exports["gpt"], exports["gan"], chat_export], "--api-key", KEY, "--max-batch", "4")
+def char_export(tmp_path_factory, corpus) -> Path:
+    """A model whose tokenizer knows only the characters of its training text."""
+    from gentoolkit.export import export
+
+    from .conftest import train_tiny
+
+    base = tmp_path_factory.mktemp("char")
+    run = train_tiny("gpt", base / "run", corpus, steps=4, extra=["data.tokenizer=char"])
+    export(run, base / "char", check=False, log=lambda m: None)
+    return base / "char"
+
+
+@pytest.fixture(scope="module")
+def server(exports, chat_export, char_export):
+    s = Server([exports["gpt"], exports["gan"], chat_export, char_export], "--api-key", KEY, "--max-batch", "4")
     yield s
     assert s.stop() == 0
     assert "Traceback" not in s.log, s.log
@@ -91,7 +104,7 @@ def test_completions_and_chat_through_the_openai_client(server, exports, chat_ex
     from gentoolkit.runtime import load
 
     c = client(server)
-    assert sorted(m.id for m in c.models.list().data) == sorted([exports["gpt"].name, "gan", "chat"])
+    assert sorted(m.id for m in c.models.list().data) == sorted([exports["gpt"].name, "gan", "chat", "char"])
     lm = load(exports["gpt"])
     want = lm.generate("The ", greedy=True, max_new_tokens=20)
     r = c.completions.create(model="gpt", prompt="The ", max_tokens=20, temperature=0)
@@ -174,6 +187,7 @@ BAD = [  # (path, body, status, what the message says)
     (C, {"model": "gpt", "prompt": [10**9]}, 400, "outside the vocabulary"),
     (C, {"model": "gpt", "prompt": "x" * 100}, 400, "context"),
     (C, {"model": "gan", "prompt": "x"}, 400, "use /v1/samples"),
+    (C, {"model": "char", "prompt": "snow ☃"}, 400, "does not know: '☃'"),
     (CHAT, {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}, 400, "no chat template"),
     (CHAT, {"model": "chat", "messages": []}, 400, "must not be empty"),
     (CHAT, {"model": "chat", "messages": [{"role": "wizard", "content": "hi"}]}, 400, "role"),
