@@ -368,9 +368,9 @@ def build_app(served: dict[str, Served], limits: Limits):
         jobs = []
         for k, ids in enumerate(encoded):
             try:
-                job = _new_job(s.driver, ids, n, data.get("seed"), options,
-                               lambda c, piece, finish, err, k=k: loop.call_soon_threadsafe(
-                                   queue.put_nowait, (k * n + c, piece, finish, err)))
+                job = s.driver.new_job(ids, n=n, seed=data.get("seed"), options=options,
+                                       emit=lambda c, piece, finish, err, k=k: loop.call_soon_threadsafe(
+                                           queue.put_nowait, (k * n + c, piece, finish, err)))
             except GentoolError as exc:
                 raise RequestError(str(exc)) from None
             jobs.append(job)
@@ -612,10 +612,6 @@ def _encode(driver, prompt) -> list[int]:
     if encode is None:
         raise GentoolError("this export's driver cannot take prompts")
     return encode(prompt)
-
-
-def _new_job(driver, ids, n, seed, options, emit):
-    return driver.new_job(ids, n=n, seed=seed, options=options, emit=emit)
 
 
 def _png(driver, x) -> bytes:

@@ -112,6 +112,35 @@ def bound_run(session, binding):
     return session.run_with_iobinding, binding
 
 
+def bind_shared_kv(bindings, decoder: OrtDecoder, kv: np.ndarray, value: Callable) -> None:
+    """Bind ``kv[i]`` (layer i's key or value buffer) as both ``past`` and ``present`` of every binding:
+    ``GroupQueryAttention`` then writes each new key and value into the slot after the last filled one."""
+    for i, (past, present) in enumerate(zip(decoder.past_names, decoder.present_names)):
+        shared = value(kv[i])
+        for b in bindings:
+            b.bind_ortvalue_input(past, shared)
+            b.bind_ortvalue_output(present, shared)
+
+
+def prefill_bound(decoder: OrtDecoder, binding, arg, one, input_ids: np.ndarray, attention_mask: np.ndarray,
+                  position_ids: np.ndarray) -> np.ndarray:
+    """Run a prompt through ``binding`` (its KV buffers bound already, ``arg`` its :func:`bound_run` handle,
+    ``one`` an OrtValue of 1); the last position's logits ``[batch, vocab]`` (a copy). A graph with the
+    optional input ``logits_to_keep`` (the fused one) computes that position's alone; otherwise every
+    position's logits come into one array of this call's own, let go on return."""
+    batch, n = input_ids.shape
+    binding.bind_cpu_input("input_ids", np.ascontiguousarray(input_ids))
+    binding.bind_cpu_input("attention_mask", np.ascontiguousarray(attention_mask))
+    binding.bind_cpu_input("position_ids", np.ascontiguousarray(position_ids))
+    kept = 1 if decoder.keeps_logits else n
+    if kept == 1:  # an OrtValue: bind_cpu_input looks names up among the inputs that are not initializers
+        binding.bind_ortvalue_input("logits_to_keep", one)
+    logits = np.empty((batch, kept, decoder.vocab_size), np.float32)
+    binding.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
+    bound_run(decoder.session, binding)[0](arg, None)
+    return logits[:, -1].copy()
+
+
 class StaticCache:
     """The KV cache of one generation in fixed-shape buffers, bound to onnxruntime once (the CPU decode path).
 
@@ -230,11 +259,7 @@ class _SharedMemory:
         # a prefill writes its keys and values into the same buffers: its binding holds them from the
         # start, and a prefill binds only the prompt and its logits
         prefill = decoder.session.io_binding()
-        for i, (past, present) in enumerate(zip(decoder.past_names, decoder.present_names)):
-            shared = value(self.kv[i])
-            for b in (binding, prefill):
-                b.bind_ortvalue_input(past, shared)
-                b.bind_ortvalue_output(present, shared)
+        bind_shared_kv((binding, prefill), decoder, self.kv, value)
         self._values = values
         self.run, self.binding = bound_run(decoder.session, binding)
         self.prefill_binding = prefill
@@ -255,25 +280,16 @@ class SharedCache:
 
     def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         """Run the prompt (``attention_mask`` as wide as it: an empty cache), its keys and values written
-        straight into the shared buffers' first slots; returns the last position's logits ``[batch, vocab]``.
-        A graph with the optional input ``logits_to_keep`` (the fused one) computes that position's alone;
-        otherwise every position's logits come into one array of this call's own, let go on return."""
-        m, (batch, n) = self.memory, input_ids.shape
-        b = m.prefill_binding
-        b.bind_cpu_input("input_ids", np.ascontiguousarray(input_ids))
-        b.bind_cpu_input("attention_mask", np.ascontiguousarray(attention_mask))
-        b.bind_cpu_input("position_ids", np.ascontiguousarray(position_ids))
-        kept = 1 if m.decoder.keeps_logits else n  # only the last position's logits, where the graph can
-        if kept == 1:  # an OrtValue: bind_cpu_input looks names up among the inputs that are not initializers
-            b.bind_ortvalue_input("logits_to_keep", m.one)
-        logits = np.empty((batch, kept, m.decoder.vocab_size), np.float32)
-        b.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
-        m.run(m.prefill_arg, None)
+        straight into the shared buffers' first slots; returns the last position's logits ``[batch, vocab]``
+        (:func:`prefill_bound`)."""
+        m, n = self.memory, input_ids.shape[1]
+        logits = prefill_bound(m.decoder, m.prefill_binding, m.prefill_arg, m.one, input_ids, attention_mask,
+                               position_ids)
         m.mask[:, :n] = attention_mask
         m.mask[:, n:] = 0
         m.position_ids[:] = position_ids[:, -1:]
         self.length = n
-        return logits[:, -1].copy()
+        return logits
 
     def advance(self, new: np.ndarray, position_ids: np.ndarray | None = None, mask_column=None) -> np.ndarray:
         """As :meth:`StaticCache.advance`."""

@@ -111,9 +111,9 @@ class BatchEngine:
         self.ids = np.zeros((B, 1), np.int64)
         self.pos = np.zeros((B, 1), np.int64)
         self.logits = np.zeros((B, 1, V), np.float32)
-        self.prefill_logits = np.zeros((1, 1, V), np.float32)
         self._ort = ort
         self._values: list = []  # OrtValues over the buffers, kept alive with the bindings
+        self._one = self._value(np.array(1, np.int64))
         self._decode: dict[int, Any] = {}  # rows in use -> binding
         self._prefill: dict[int, Any] = {}  # row -> binding
         self.rows: list[_Row | None] = [None] * B
@@ -160,10 +160,9 @@ class BatchEngine:
         return self._values[-1]
 
     def _bind_kv(self, binding, rows: slice) -> None:
-        for i, (past, present) in enumerate(zip(self.decoder.past_names, self.decoder.present_names)):
-            shared = self._value(self.kv[i, rows])
-            binding.bind_ortvalue_input(past, shared)
-            binding.bind_ortvalue_output(present, shared)
+        from .runtime import bind_shared_kv
+
+        bind_shared_kv((binding,), self.decoder, self.kv[:, rows], self._value)
 
     def _decode_binding(self, n: int):
         """The rows ``[0, n)``, every input and output bound to the front of the buffers."""
@@ -181,28 +180,19 @@ class BatchEngine:
 
     def _prefill_row(self, r: int, ids: list[int]) -> np.ndarray:
         """Run ``ids`` alone into row ``r``'s slots; the last position's logits ``[vocab]`` (a copy)."""
-        from .runtime import bound_run
+        from .runtime import bound_run, prefill_bound
 
         if r not in self._prefill:
             b = self.decoder.session.io_binding()
             self._bind_kv(b, slice(r, r + 1))
-            if self.decoder.keeps_logits:
-                b.bind_ortvalue_input("logits_to_keep", self._value(np.array(1, np.int64)))
             self._prefill[r] = (b, bound_run(self.decoder.session, b)[1])
         b, arg = self._prefill[r]
         n = len(ids)
-        ids_a = np.asarray([ids], np.int64)
-        b.bind_cpu_input("input_ids", ids_a)
-        b.bind_cpu_input("attention_mask", np.ones((1, n), np.int64))
-        b.bind_cpu_input("position_ids", np.arange(n, dtype=np.int64)[None])
-        kept = 1 if self.decoder.keeps_logits else n
-        out = self.prefill_logits if kept == 1 else np.empty((1, n, self.decoder.vocab_size), np.float32)
-        b.bind_output("logits", "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
-        run = bound_run(self.decoder.session, b)[0]
-        run(arg, None)
+        logits = prefill_bound(self.decoder, b, arg, self._one, np.asarray([ids], np.int64), np.ones((1, n), np.int64),
+                               np.arange(n, dtype=np.int64)[None])
         self.mask[r] = 0
         self.mask[r, :n] = 1
-        return out[0, -1].copy()
+        return logits[0]
 
     # -- choosing and emitting --
     def _choose(self, row: _Row, logits: np.ndarray) -> int:
