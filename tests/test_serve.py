@@ -257,7 +257,7 @@ def test_a_client_that_goes_away_cancels_its_row(server):
 def test_queue_limit_timeout_and_graceful_shutdown(exports):
     s = Server([exports["gpt"]], "--max-batch", "1", "--max-queue", "0", "--timeout", "30")
     try:
-        body = {"model": "gpt", "prompt": "The ", "max_tokens": 400, "temperature": 0.9, "stream": True}
+        body = {"model": "gpt", "prompt": "The ", "max_tokens": 1500, "temperature": 0.9, "stream": True}
         lines: list[str] = []
         with httpx.stream("POST", s.url + "/v1/completions", json=body, timeout=60) as r:
             it = r.iter_lines()
