@@ -58,9 +58,11 @@ class GentoolGroup(click.Group):
 def cli():
     """gentoolkit: train small generative models and ship them as ONNX.
 
-    Built in: autoregressive transformers (gpt, llama) with numpy samplers.
-    Plugins add model families, samplers, losses, datasets and commands; see
-    'gentool plugins'. Try: gentool train gpt, then gentool sample RUN.
+    Built in: gpt and llama (autoregressive transformers), gan and dcgan (GANs);
+    'gentool models' lists every model installed, with its presets. Plugins add
+    model families (gentoolkit-diffusion: ddpm), samplers, losses, datasets and
+    commands; see 'gentool plugins'. Try: gentool quickstart, or gentool train
+    gpt, then gentool sample RUN.
     """
 
 
@@ -93,8 +95,10 @@ def _make_list_command(kind: str, what: str):
         if not rows:
             click.echo(f"No {kind} registered. Run 'gentool plugins' to see what loaded.")
             return
-        cols = ["name"] + [c for c in ("family", "kind") if c in rows[0]] + ["plugin", "description"]
-        _echo_table([[r[c] for c in cols] for r in rows], cols)
+        cols = ["name"] + [c for c in ("family", "kind") if c in rows[0]] + ["plugin"]
+        cols += ["presets"] if kind == "models" else []
+        table = [[", ".join(r[c]) if isinstance(r[c], list) else r[c] for c in cols] for r in rows]
+        _echo_table([t + [r["description"]] for t, r in zip(table, rows)], cols + ["description"])
 
     command.__doc__ = f"List the registered {what}."
     return cli.command(name=kind)(command)
@@ -145,13 +149,19 @@ def plugins(as_json: bool):
 @click.option("--init", "init", type=click.Path(), metavar="RUN_OR_HF_DIR",
               help="Start from a trained model: a run folder, or a Hugging Face folder (fine-tuning; preset finetune).")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as TOML and exit.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary: errors and alarms only.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Append every progress line and alarm to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object on stdout.")
 @click.option("--nproc-per-node", "nproc", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Workers on this machine (PyTorch DDP through torchrun; gloo on CPU, NCCL on CUDA).")
-def train(model, preset, config_file, sets, data, out, steps, seed, device, resume, init, print_config, nproc):
+def train(model, preset, config_file, sets, data, out, steps, seed, device, resume, init, print_config, quiet,
+          log_file, as_json, nproc):
     """Train MODEL (see 'gentool models') into a run folder.
 
-    Ctrl-C saves the state first; continue with --resume --out RUN.
+    Progress is a bar on a terminal and a plain line every few seconds otherwise (TQDM_DISABLE=1:
+    lines on a terminal too). Ctrl-C saves the state first; continue with --resume --out RUN.
     """
+    from .progress import Output
     from .training import train_from_cli
 
     train_from_cli(
@@ -166,6 +176,8 @@ def train(model, preset, config_file, sets, data, out, steps, seed, device, resu
         shortcuts={"data.path": data, "train.steps": steps, "train.seed": seed},
         nproc=nproc,
         init=init,
+        output=Output(quiet=quiet, log_file=log_file),
+        as_json=as_json,
     )
 
 
@@ -239,7 +251,11 @@ def sample_command() -> click.Command:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 def eval_(run, data, as_json, device):
-    """Evaluate a run: validation loss, perplexity and bits per byte."""
+    """Evaluate a run (PyTorch) or an export (onnxruntime): validation loss, perplexity and bits per byte.
+
+    The number is the whole validation split's (or the whole of --data), in the windows of the
+    context; training's val_loss is an estimate on train.eval_batches batches of it.
+    """
     from .commands import eval_command
 
     eval_command(run, data=data, as_json=as_json, device=device)

@@ -52,9 +52,21 @@ def sample_command(path, *, n, seed, sampler, sampler_opts, out, device, options
 
 
 def eval_command(path, *, data, as_json, device) -> None:
-    run = Run.open(path)
-    spec = get_model(run.model_name)
-    result = _entry(spec, "evaluate")(run, data=data, device=device)
+    """``gentool eval``: a run through its model's ``evaluate`` entry (PyTorch), an export through its runtime
+    driver's ``evaluate`` method (onnxruntime), where the family has one."""
+    if is_export(path):
+        from .runtime import load
+
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
+        model = load(path, providers=providers)
+        if not callable(getattr(model, "evaluate", None)):
+            raise GentoolError(f"the {model.family} runtime cannot evaluate an export; evaluate the run it came from: "
+                               "gentool eval RUN")
+        result = model.evaluate(data=data)
+    else:
+        run = Run.open(path)
+        spec = get_model(run.model_name)
+        result = _entry(spec, "evaluate")(run, data=data, device=device)
     if as_json:
         click.echo(json.dumps(result))
         return

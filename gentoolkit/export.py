@@ -53,7 +53,9 @@ class ExportPlan:
     runtime: dict[str, Any]  # the manifest's "runtime" section
     sampler_defaults: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str | bytes] = field(default_factory=dict)  # extra files to write beside the model
-    quality: Callable[[Runner], dict[str, float]] | None = None  # e.g. validation loss through a runner
+    # e.g. validation loss through a runner; its attribute ``measured_on`` (if any) names what it measures
+    # ("export check on 8 windows of the validation split"), beside the numbers in the log and the manifest
+    quality: Callable[[Runner], dict[str, float]] | None = None
     # the same report on a file the user names (``gentool export --eval-data``): the path in, a quality out
     quality_on: Callable[[Path], Callable[[Runner], dict[str, float]]] | None = None
     manifest: dict[str, Any] = field(default_factory=dict)  # the family's own manifest entries (a tokenizer file)
@@ -649,6 +651,10 @@ def export(
                 q_ort = quality(ort_runner(path))
                 q_pt = quality(torch_runner(plan))
                 manifest["validation"]["quality"] = {"onnxruntime": q_ort, "pytorch": q_pt}
+                measured_on = getattr(quality, "measured_on", None)
+                if measured_on:
+                    manifest["validation"]["quality"]["measured_on"] = measured_on
+                    log(f"  quality, {measured_on}:")
                 for k in q_ort:
                     log(f"  {k:<24} onnxruntime {q_ort[k]:.4f}  pytorch {q_pt[k]:.4f}  change {q_ort[k] - q_pt[k]:+.4f}")
         faults.point("export.validated")

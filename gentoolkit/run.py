@@ -34,6 +34,8 @@ class Run:
     """A run folder on disk."""
 
     path: Path
+    #: what the last training's evaluation measured (the task's ``evaluated_on``), set by ``train``
+    evaluated_on: str = ""
 
     def __post_init__(self):
         self.path = Path(self.path)

@@ -60,6 +60,8 @@ class Context:
     resume: bool = False
     alarms: list[str] = field(default_factory=list)
     init: Path | None = None  # train --init: the run whose weights this one starts from
+    output: Any = None  # gentoolkit.progress.Output: --quiet and --log-file
+    progress: Any = None  # the running loop's gentoolkit.progress.Progress
 
     @property
     def is_main(self) -> bool:
@@ -114,10 +116,10 @@ class Context:
         """Report a problem (for example mode collapse) at once, on the bar and in the log."""
         text = f"ALARM at step {step}: {message}"
         self.alarms.append(text)
-        if self.is_main:
-            from tqdm import tqdm
-
-            tqdm.write(text, file=sys.stderr)
+        if self.progress is not None:
+            self.progress.note(text)
+        elif self.is_main:
+            print(text, file=sys.stderr)
 
 
 class Task(Protocol):
@@ -139,6 +141,9 @@ class Task(Protocol):
     def on_eval(self, step: int) -> None:
         """Draw pictures into the run folder (main process only)."""
 
+    # optional: ``evaluated_on``, a phrase naming what :meth:`evaluate` measures ("estimate on 20
+    # batches of the validation split"), shown beside its numbers by ``gentool train`` and in --json
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -156,18 +161,18 @@ def resolve_device(name: str) -> torch.device:
 
 def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
     """Run the loop from ``start_step`` to ``train.steps``; returns the last evaluation."""
-    from tqdm import tqdm
+    from .progress import Output, Progress
 
     cfg = ctx.config["train"]
     run = ctx.run
     total = cfg.steps
-    bar = tqdm(total=total, initial=start_step, desc=ctx.spec.name, file=sys.stderr,
-               disable=not ctx.is_main, dynamic_ncols=True, unit="step")
+    bar = ctx.progress = Progress(ctx.spec.name, total, initial=start_step, output=ctx.output or Output(),
+                                  enabled=ctx.is_main)
     last_eval: dict[str, float] = {}
     step = start_step
     window_t, window_tokens = time.perf_counter(), 0
     interrupted = _Interrupt()
-    with interrupted:
+    with interrupted, contextlib.closing(bar):
         while step < total:
             metrics = task.train_step(step)
             if ctx.distributed:
@@ -175,7 +180,6 @@ def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
             step += 1
             bad = [k for k, v in metrics.items() if not math.isfinite(v)]
             if bad:
-                bar.close()
                 raise RunError(_diverged(ctx, step, f"{bad[0]} is {metrics[bad[0]]}"))
             stop = ctx.any(interrupted.requested)
             window_tokens += int(metrics.pop("tokens", 0))
@@ -185,30 +189,27 @@ def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
                 if window_tokens:
                     row["tokens_per_s"] = round(window_tokens / max(now - window_t, 1e-9), 1)
                 window_t, window_tokens = now, 0
-                if step % cfg.eval_interval == 0 or step == total:
+                evaluated = step % cfg.eval_interval == 0 or step == total
+                if evaluated:
                     last_eval = task.evaluate(step)
                     row.update({k: round(float(v), 6) for k, v in last_eval.items()})
                 if ctx.is_main:
                     run.append_metrics(row)
-                    bar.set_postfix({k: row[k] for k in row if "loss" in k or k == "tokens_per_s"}, refresh=False)
+                bar.report(step, row, force=evaluated)
             elif step % cfg.eval_interval == 0:
                 last_eval = task.evaluate(step)
+                row = {"step": step, **{k: round(float(v), 6) for k, v in last_eval.items()}}
                 if ctx.is_main:
-                    run.append_metrics({"step": step, **{k: round(float(v), 6) for k, v in last_eval.items()}})
+                    run.append_metrics(row)
+                bar.report(step, row, force=True)
             if step % cfg.eval_interval == 0 or step == total or stop:
                 checkpoint(ctx, task, step)
                 window_t = time.perf_counter()  # throughput counts training time only
-            bar.update(1)
+            bar.advance(step)
             if stop and step < total:
-                bar.close()
-                if ctx.is_main:
-                    print(
-                        f"\nInterrupted at step {step}; state saved. Continue with: "
-                        f"gentool train {ctx.spec.name} --resume --out {run.path}",
-                        file=sys.stderr,
-                    )
+                bar.note(f"Interrupted at step {step}; state saved. Continue with: "
+                         f"gentool train {ctx.spec.name} --resume --out {run.path}")
                 raise KeyboardInterrupt
-    bar.close()
     return last_eval
 
 
@@ -345,11 +346,13 @@ def train(
     resume: bool = False,
     extra_meta: dict[str, Any] | None = None,
     init: str | Path | None = None,
+    output: Any = None,
 ) -> tuple[Run, dict[str, float]]:
     """Train ``spec`` with a resolved config tree into ``out`` (the Python API of ``gentool train``).
 
     ``init``: a run folder whose weights (and, for families that have one, tokenizer) the task
-    starts from (``Context.init``).
+    starts from (``Context.init``). ``output``: a :class:`gentoolkit.progress.Output` (``--quiet``,
+    ``--log-file``).
 
     The main process holds the run folder's lock throughout; ``config.json`` is written once the
     task is built and, on ``resume``, once its checkpoint has loaded (a failed resume changes nothing).
@@ -375,7 +378,7 @@ def train(
             dev = init_distributed(dev, local)
         seed_everything(config["train"].seed)
         ctx = Context(spec=spec, config=dict(config), run=run, device=dev, resume=resume, rank=rank, world_size=world,
-                      init=Path(init) if init is not None and not resume else None)
+                      init=Path(init) if init is not None and not resume else None, output=output)
         try:
             if main and not resume:
                 run.write_config(meta())  # the folder is a run from now on, even if this one stops early
@@ -388,9 +391,10 @@ def train(
                 run.truncate_metrics(start)
             ctx.barrier()
             if start >= ctx.config["train"].steps:
-                if main:
+                if main and not (output is not None and output.quiet):
                     print(f"Run {out} already reached step {start}; raise --steps to train further.", file=sys.stderr)
                 return run, {}
+            run.evaluated_on = getattr(task, "evaluated_on", "")
             with _out_of_memory("training: lower train.batch_size or make the model smaller"):
                 last = fit(ctx, task, start_step=start)
             ctx.barrier()
@@ -416,6 +420,8 @@ def train_from_cli(
     shortcuts: dict[str, Any],
     nproc: int = 1,
     init: str | None = None,
+    output: Any = None,
+    as_json: bool = False,
 ) -> None:
     """What ``gentool train`` does: resolve the config tree, then :func:`train` (or start workers)."""
     import shutil
@@ -432,7 +438,8 @@ def train_from_cli(
                 raise ConfigError("--init starts a new run from another one and --resume continues a run; give one")
             init_run, temp = _init_run(init, spec, tempfile, nproc)
         _train_from_cli(spec, preset=preset, config_file=config_file, sets=sets, out=out, device=device, resume=resume,
-                        print_config=print_config, shortcuts=shortcuts, nproc=nproc, init_run=init_run)
+                        print_config=print_config, shortcuts=shortcuts, nproc=nproc, init_run=init_run,
+                        output=output, as_json=as_json)
     finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)  # the import --init made of a Hugging Face folder
@@ -475,8 +482,13 @@ def _json(path: Path) -> dict:
 
 
 def _train_from_cli(spec: ModelSpec, *, preset, config_file, sets, out, device, resume, print_config, shortcuts, nproc,
-                    init_run: Run | None) -> None:
+                    init_run: Run | None, output=None, as_json: bool = False) -> None:
+    import json
+
     from .config import build, dumps_toml, load_file, to_dict
+    from .progress import Output
+
+    output = output or Output()
 
     model = spec.name
     sections = spec.config_sections
@@ -538,6 +550,9 @@ def _train_from_cli(spec: ModelSpec, *, preset, config_file, sets, out, device, 
         argv += ["--config", config_file] if config_file else []
         argv += ["--resume"] if resume else []
         argv += ["--init", str(init_run.path)] if init_run is not None else []
+        argv += ["--quiet"] if output.quiet else []
+        argv += ["--log-file", output.log_file] if output.log_file else []
+        argv += ["--json"] if as_json else []
         for expr in [f"{k}={v}" for k, v in short.items()] + list(sets):
             argv += ["--set", expr]
         launch(nproc, argv)
@@ -549,8 +564,13 @@ def _train_from_cli(spec: ModelSpec, *, preset, config_file, sets, out, device, 
     if init_run is not None:
         meta["init"] = init_run.meta.get("imported_from", {}).get("path") or str(init_run.path.resolve())
     run, last = train(spec, tree, out_dir, device=device, resume=resume, extra_meta=meta,
-                      init=init_run.path if init_run is not None else None)
+                      init=init_run.path if init_run is not None else None, output=output)
     if rank != 0:
         return
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
-    print(f"Run saved in {run.path}" + (f" ({summary})" if summary else ""), file=sys.stderr)
+    if as_json:  # stdout holds this object alone: the progress and the lines above went to stderr
+        print(json.dumps({"run": str(run.path), "model": spec.name, "steps": tree["train"].steps,
+                          "metrics": last, "evaluated_on": run.evaluated_on or None}))
+    if not output.quiet:
+        summary = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
+        on = f"; {run.evaluated_on}" if run.evaluated_on and summary else ""
+        print(f"Run saved in {run.path}" + (f" ({summary}{on})" if summary else ""), file=sys.stderr)

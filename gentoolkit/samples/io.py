@@ -10,16 +10,28 @@ import numpy as np
 from ..errors import GentoolError
 
 
+def default_png(folder: Path | None = None) -> Path:
+    """``samples.png`` in ``folder`` (the current one), or the first of ``samples-1.png``, ``samples-2.png``, ...
+    that does not exist yet: a default name never replaces a file."""
+    folder = Path.cwd() if folder is None else Path(folder)
+    path, k = folder / "samples.png", 0
+    while path.exists():
+        k += 1
+        path = folder / f"samples-{k}.png"
+    return path
+
+
 def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None, quiet: bool = False) -> None:
-    """Write samples by the extension of ``out`` (.png grid or scatter, .csv, .npy); CSV to stdout without one.
+    """Write samples by the extension of ``out`` (.png grid or scatter, .csv, .npy). Without ``out``, vectors
+    go to stdout as CSV and images to a PNG grid under a new name (:func:`default_png`).
     ``quiet``: no "wrote" line on stderr."""
     from ..files import atomic_path
 
     if out is None:
-        if x.ndim != 2:
-            raise GentoolError("image samples need --out FILE.png (or .npy)")
-        np.savetxt(sys.stdout, x, delimiter=",", fmt="%.6g")
-        return
+        if x.ndim == 2:
+            np.savetxt(sys.stdout, x, delimiter=",", fmt="%.6g")
+            return
+        out = str(default_png())
     path = Path(out)
     suffix = path.suffix.lower()
     if suffix == ".npy":

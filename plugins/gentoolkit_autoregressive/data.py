@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from gentoolkit.errors import DataError
 
 TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py", ".text", ".csv", ".json", ".html", ""}
@@ -85,3 +87,66 @@ def load_conversations(source: str | None) -> list[list[dict]] | None:
     if not conversations:
         raise DataError(f"{source} holds no conversations")
     return conversations
+
+
+def split(ids: np.ndarray, val_fraction: float, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train on the head, validate on the contiguous tail (as nanoGPT does)."""
+    n = int(len(ids) * (1 - val_fraction))
+    train, val = ids[:n], ids[n:]
+    if len(train) <= block_size + 1 or len(val) <= block_size + 1:
+        raise DataError(
+            f"the data has {len(ids)} tokens: too little for model.block_size={block_size} "
+            f"with data.val_fraction={val_fraction}; give more text or lower model.block_size"
+        )
+    return train, val
+
+
+def evaluation_tokens(tok, data_cfg: dict, block: int, data: str | None) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """``(ids, labels, source)`` that ``gentool eval`` scores: the validation split of the run's data
+    (``data_cfg``: its ``[data]`` section) or, with ``data``, the whole of that file, folder or dataset.
+    ``labels`` is -100 where nothing is learned (conversations' non-assistant tokens), else None.
+    The same for a run (PyTorch) and an export (onnxruntime), so both give the same number."""
+    from .tokenizers_ import encode_data
+
+    path = data_cfg.get("path") if data is None else data
+    docs = None
+    if data is not None and load_conversations(data) is None:
+        docs = load_documents(data)
+        for d in docs:
+            tok.encode("".join(sorted(set(d))))  # a clear error for unknown characters
+    ids, mask = encode_data(tok, path, docs)
+    labels = None if mask is None else np.where(mask > 0, ids, -100)
+    if data is not None:
+        return ids, labels, data
+    _, val = split(ids, data_cfg.get("val_fraction", 0.1), block)
+    labels = None if labels is None else labels[len(ids) - len(val):]
+    return val, labels, f"validation split of {path or 'pydoc'}"
+
+
+def loss_report(loss: float, count: int, tok, ids: np.ndarray, source: str, whole: bool) -> dict:
+    """``gentool eval``'s numbers from a summed-and-averaged cross-entropy over ``count`` tokens of ``ids``."""
+    import math
+
+    text = tok.decode(ids[1 : count + 1])
+    return {
+        "val_loss": loss,
+        "perplexity": math.exp(loss),
+        "bits_per_token": loss / math.log(2),
+        "bits_per_byte": loss * count / max(1, len(text.encode("utf-8"))) / math.log(2),
+        "bits_per_char": loss * count / max(1, len(text)) / math.log(2),
+        "tokens": count,
+        "data": source,
+        "measured_on": f"the whole {source} ({count:,} tokens)" if whole else f"the whole of {source} ({count:,} tokens)",
+        "tokenizer": tok.kind,
+    }
+
+
+def windows(ids: np.ndarray, labels: np.ndarray | None, block: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """The non-overlapping windows that ``gentool eval`` scores: ``(n, inputs [n, block], targets [n, block])``."""
+    n = (len(ids) - 1) // block
+    if n < 1:
+        raise DataError("the evaluation data is shorter than one context window")
+    targets = ids if labels is None else labels
+    x = np.stack([ids[i * block : (i + 1) * block] for i in range(n)])
+    y = np.stack([targets[i * block + 1 : (i + 1) * block + 1] for i in range(n)])
+    return n, x, y

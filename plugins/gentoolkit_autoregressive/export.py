@@ -149,7 +149,7 @@ def plan(run: Run) -> ExportPlan:
     example_past = {n: rng.standard_normal((2, Hkv, 4, D)).astype(np.float32) for n in past_names}
     example = _feeds(ex_ids, np.ones((2, 7), np.int64), ex_pos + 4, example_past)
 
-    def quality_of(windows):
+    def quality_of(windows, source: str):
         def quality(run_fn) -> dict:
             total, count = 0.0, 0
             for w in windows:
@@ -163,7 +163,10 @@ def plan(run: Run) -> ExportPlan:
             loss = total / max(count, 1)
             return {"val_loss": loss, "perplexity": float(np.exp(loss))}
 
-        return quality if windows else None
+        if not windows:
+            return None
+        quality.measured_on = f"export check on {len(windows)} windows of {len(windows[0]) - 1} tokens of {source}"
+        return quality
 
     def quality_on(text_path):
         from .data import load_documents
@@ -172,7 +175,7 @@ def plan(run: Run) -> ExportPlan:
         ids = encode_corpus(tok, load_documents(text_path))
         if len(ids) < 2:
             raise ExportError(f"{text_path} holds fewer than 2 tokens; name a longer text to measure perplexity on")
-        return quality_of(_windows(ids, min(T, len(ids) - 1)))
+        return quality_of(_windows(ids, min(T, len(ids) - 1)), str(text_path))
 
     sampler = {k: v for k, v in run.config.get("sampler", {}).items()}
     module = OnnxDecoder(model).eval()
@@ -190,7 +193,7 @@ def plan(run: Run) -> ExportPlan:
         outputs=outputs,
         example=example,
         cases=cases,
-        quality=quality_of(_val_windows(tree, tok, T)),
+        quality=quality_of(_val_windows(tree, tok, T), "the validation split"),
         quality_on=quality_on,
         runtime={
             "kind": "decoder",

@@ -506,6 +506,39 @@ class TextModel:
         return stream_rows(self.decoder, self.tokenizer, self.defaults, list(prompts), seed=seed, sampler=sampler,
                            sampler_opts=sampler_opts, options=options)
 
+    def evaluate(self, data: str | None = None) -> dict:
+        """``gentool eval EXPORT``: the loss, perplexity and bits per byte of the validation split of the
+        run's data (when this machine has it: a named dataset, or the file the run trained on) or, with
+        ``data``, of the whole of a text file, folder or dataset, in the non-overlapping windows of the
+        context that ``gentool eval RUN`` scores in PyTorch, so both give the same number."""
+        from .data import evaluation_tokens, loss_report, windows
+
+        cfg = self.manifest.get("config", {}).get("data", {})
+        if data is None and cfg.get("path") is not None and not Path(cfg["path"]).exists():
+            raise GentoolError(f"the run trained on {cfg['path']!r}, which is not here; name the text to evaluate "
+                               f"on: gentool eval {self.folder} --data FILE")
+        block = self.decoder.context_length
+        ids, labels, source = evaluation_tokens(self.tokenizer, cfg, block, data)
+        n, xs, ys = windows(ids, labels, block)
+        batch = max(1, min(8, 2**24 // (block * self.decoder.vocab_size)))  # logits of at most 64 MB a run
+        total, count = 0.0, 0
+        for s in range(0, n, batch):
+            x, y = xs[s : s + batch], ys[s : s + batch]
+            b = len(x)
+            feeds = {"input_ids": x, "attention_mask": np.ones_like(x), "position_ids": np.broadcast_to(
+                np.arange(block, dtype=np.int64), x.shape).copy()}
+            feeds.update(zip(self.decoder.past_names, self.decoder.empty_past(b)))
+            logits = self.decoder.session.run(["logits"], feeds)[0].astype(np.float32, copy=False)
+            top = logits.max(-1, keepdims=True)
+            lse = (np.log(np.exp(logits - top).sum(-1, dtype=np.float64)) + top[..., 0])
+            keep = y != -100
+            picked = np.take_along_axis(logits, np.where(keep, y, 0)[..., None], -1)[..., 0]
+            total += float((lse - picked)[keep].sum())
+            count += int(keep.sum())
+        if count == 0:
+            raise GentoolError("the evaluation data has no token to learn (no assistant turn in it)")
+        return loss_report(total / count, count, self.tokenizer, ids, source, whole=data is None)
+
     def cli_sample(self, *, n: int, seed, out, sampler, sampler_opts, prompt: Sequence[str] = (), **options) -> None:
         """``gentool sample EXPORT``: ``n`` continuations of every prompt, printed."""
         cli_sample(self.decoder, self.tokenizer, self.defaults, n=n, seed=seed, out=out, sampler=sampler,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 
 from gentoolkit.checkpoint import load_weights
@@ -57,36 +54,12 @@ def sample(run: Run, *, n: int, seed, out, device: str = "cpu", sampler=None, sa
 
 def evaluate(run: Run, *, data: str | None = None, device: str = "cpu") -> dict:
     """Registered as the model's ``evaluate`` entry: loss, perplexity, bits per token and per byte."""
-    from .data import load_conversations, load_documents
-    from .task import full_val_loss, split
-    from .tokenizers_ import encode_data
+    from .data import evaluation_tokens, loss_report
+    from .task import full_val_loss
 
     model, tok, tree = load_run(run, device)
     block = tree["model"].block_size
-    source_path = tree["data"].path if data is None else data
-    docs = None
-    if data is not None and load_conversations(data) is None:
-        docs = load_documents(data)
-        for d in docs:
-            tok.encode("".join(sorted(set(d))))  # a clear error for unknown characters
-    ids, mask = encode_data(tok, source_path, docs)
-    labels = None if mask is None else np.where(mask > 0, ids, -100)
-    if data is None:
-        _, val = split(ids, tree["data"].val_fraction, block)
-        labels = None if labels is None else labels[len(ids) - len(val):]
-        source = f"validation split of {tree['data'].path or 'pydoc'}"
-    else:
-        val, source = ids, data
-    loss, count = full_val_loss(model, val, block, labels=labels)
-    text_bytes = len(tok.decode(val[1 : count + 1]).encode("utf-8"))
-    chars = len(tok.decode(val[1 : count + 1]))
-    return {
-        "val_loss": loss,
-        "perplexity": math.exp(loss),
-        "bits_per_token": loss / math.log(2),
-        "bits_per_byte": loss * count / max(1, text_bytes) / math.log(2),
-        "bits_per_char": loss * count / max(1, chars) / math.log(2),
-        "tokens": count,
-        "data": source,
-        "tokenizer": tok.kind,
-    }
+    data_cfg = {"path": tree["data"].path, "val_fraction": tree["data"].val_fraction}
+    ids, labels, source = evaluation_tokens(tok, data_cfg, block, data)
+    loss, count = full_val_loss(model, ids, block, labels=labels)
+    return loss_report(loss, count, tok, ids, source, whole=data is None)

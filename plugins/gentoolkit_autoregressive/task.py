@@ -15,21 +15,9 @@ from gentoolkit.registry import resolve
 from gentoolkit.runtime.tokenizer import TextTokenizer
 from gentoolkit.training import Context, cosine_lr
 
-from .data import load_conversations, load_documents
+from .data import load_conversations, load_documents, split
 from .model import build
 from .tokenizers_ import build_tokenizer, encode_data
-
-
-def split(ids: np.ndarray, val_fraction: float, block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train on the head, validate on the contiguous tail (as nanoGPT does)."""
-    n = int(len(ids) * (1 - val_fraction))
-    train, val = ids[:n], ids[n:]
-    if len(train) <= block_size + 1 or len(val) <= block_size + 1:
-        raise DataError(
-            f"the data has {len(ids)} tokens: too little for model.block_size={block_size} "
-            f"with data.val_fraction={val_fraction}; give more text or lower model.block_size"
-        )
-    return train, val
 
 
 def loss_function(config):
@@ -161,6 +149,12 @@ class LanguageModelTask:
         self.opt.zero_grad(set_to_none=True)
         return {"train_loss": total, "lr": lr, "tokens": cfg.batch_size * cfg.grad_accum * self.block}
 
+    @property
+    def evaluated_on(self) -> str:
+        """What :meth:`evaluate`'s ``val_loss`` is, for the output (``gentool eval`` measures the whole split)."""
+        cfg = self.ctx.config["train"]
+        return f"estimate on {cfg.eval_batches} batches of {cfg.batch_size} windows of the validation split"
+
     @torch.no_grad()
     def evaluate(self, step: int) -> dict[str, float]:
         cfg = self.ctx.config["train"]
@@ -184,18 +178,14 @@ def full_val_loss(model, windows_ids: np.ndarray, block: int, batch: int = 32,
                   labels: np.ndarray | None = None) -> tuple[float, int]:
     """Mean cross-entropy over the whole split in non-overlapping windows; returns (loss, tokens). With
     ``labels`` (-100 where nothing is learned: conversations), over the tokens learned only."""
+    from .data import windows
+
     model.eval()
-    n = (len(windows_ids) - 1) // block
-    if n < 1:
-        raise DataError("the evaluation data is shorter than one context window")
-    ids = torch.from_numpy(windows_ids[: n * block + 1])
-    targets = ids if labels is None else torch.from_numpy(labels[: n * block + 1])
+    n, xs, ys = windows(windows_ids, labels, block)
     total, count = 0.0, 0
     with torch.no_grad():
         for s in range(0, n, batch):
-            e = min(n, s + batch)
-            x = torch.stack([ids[i * block : (i + 1) * block] for i in range(s, e)])
-            y = torch.stack([targets[i * block + 1 : (i + 1) * block + 1] for i in range(s, e)])
+            x, y = torch.from_numpy(xs[s : s + batch]), torch.from_numpy(ys[s : s + batch])
             logits, _ = model(x)
             total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
             count += int((y != -100).sum())

@@ -1,0 +1,107 @@
+"""What a newcomer sees: progress on a terminal and off it, --quiet, --log-file, --json, the listings,
+``gentool eval EXPORT`` and an image GAN's default picture."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+
+import pytest
+
+from .conftest import FAST_TRAIN, ROOT, TINY, one_error_line, run_cli, run_subprocess
+
+TRAIN = ["train", "gpt", "--steps", "12", *[a for s in TINY["gpt"] + FAST_TRAIN for a in ("--set", s)],
+         "--set", "train.eval_interval=6"]
+
+
+def test_redirected_training_writes_plain_lines_and_json(tmp_path, corpus):
+    log = tmp_path / "train.log"
+    r = run_subprocess(*TRAIN, "--data", str(corpus), "--out", str(tmp_path / "run"), "--log-file", str(log), "--json",
+                       env={"GENTOOL_PROGRESS_SECONDS": "0"})
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and "\r" not in r.stdout  # no bar frames in a file
+    lines = [x for x in r.stderr.splitlines() if x.startswith("gpt step ")]
+    assert [x.split()[2] for x in lines] == ["5/12", "6/12", "10/12", "12/12"]  # every logged step and evaluation
+    assert "val_loss" in lines[1] and "left" in lines[0] and "elapsed" in lines[-1]
+    result = json.loads(r.stdout)  # stdout holds the JSON object alone
+    assert result["run"] == str(tmp_path / "run") and result["steps"] == 12
+    assert result["metrics"]["val_loss"] > 0 and "estimate on 2 batches" in result["evaluated_on"]
+    assert "estimate on 2 batches" in r.stderr.splitlines()[-1]  # the summary names what the number is
+    assert log.read_text().splitlines() == [x for x in r.stderr.splitlines() if x.startswith("gpt step ")]
+
+    quiet = run_subprocess("train", "gpt", "--steps", "14", "--resume", "--out", str(tmp_path / "run"), "-q",
+                           "--log-file", str(log))
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == "", quiet.stderr
+    assert log.read_text().splitlines()[-1].startswith("gpt step 14/14")  # the log still gets every line
+
+    bad = run_subprocess(*TRAIN, "--data", str(corpus), "--out", str(tmp_path / "run2"),
+                         "--log-file", str(tmp_path / "missing" / "x.log"))
+    assert "cannot write the log file" in one_error_line(bad)
+
+
+def _on_a_terminal(args: list[str], env: dict) -> str:
+    """stderr of ``gentool ARGS`` written to a pseudo-terminal, as a user at one sees it."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
+    full = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    proc = subprocess.Popen([sys.executable, "-m", "gentoolkit", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=slave, cwd=ROOT, env=full)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(120) == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+def test_a_terminal_gets_a_bar_unless_tqdm_is_disabled(tmp_path, corpus):
+    bar = _on_a_terminal(TRAIN + ["--data", str(corpus), "--out", str(tmp_path / "a")], {"TQDM_DISABLE": None})
+    assert "\r" in bar.replace("\r\n", "\n") and "12/12" in bar  # one line redrawn in place
+    assert "gpt step " not in bar
+    plain = _on_a_terminal(TRAIN + ["--data", str(corpus), "--out", str(tmp_path / "b")], {"TQDM_DISABLE": "1"})
+    assert "gpt step 12/12" in plain and "step/s" not in plain
+    assert "\x1b[" not in plain  # no colour (NO_COLOR holds without being asked)
+
+
+def test_eval_of_an_export_is_the_runs_number(gpt_run, exports, corpus, tmp_path):
+    run = json.loads(run_cli("eval", str(gpt_run), "--json").output)
+    exp = json.loads(run_cli("eval", str(exports["gpt"]), "--json").output)
+    assert exp["val_loss"] == pytest.approx(run["val_loss"], abs=1e-4) and exp["tokens"] == run["tokens"]
+    assert exp["measured_on"] == run["measured_on"] and "whole" in exp["measured_on"]
+    on_file = json.loads(run_cli("eval", str(exports["gpt"]), "--data", str(corpus), "--json").output)
+    assert on_file["data"] == str(corpus) and on_file["val_loss"] != exp["val_loss"]
+    text = run_cli("eval", str(exports["gpt"])).output
+    assert "measured_on: the whole validation split" in text
+    assert "evaluate the run it came from" in one_error_line(run_cli("eval", str(exports["gan"])))
+
+
+def test_listings_name_every_builtin_model_and_its_presets():
+    top = run_cli("--help").output
+    assert all(name in top for name in ("gpt", "llama", "gan", "dcgan"))
+    rows = {line.split()[0]: line for line in run_cli("models").output.splitlines()[1:]}
+    listed = json.loads(run_cli("models", "--json").output)
+    for spec in listed:  # every preset of every model shows in the table, not only in --json
+        assert ", ".join(spec["presets"]) in rows[spec["name"]]
+
+
+def test_image_samples_without_out_go_to_a_new_png(exports, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "samples.png").write_bytes(b"mine")
+    r = run_cli("sample", str(exports["dcgan"]), "-n", "4", "--seed", "1")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "samples.png").read_bytes() == b"mine"  # never replaced
+    assert (tmp_path / "samples-1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "samples-1.png" in r.output
