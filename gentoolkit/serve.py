@@ -40,7 +40,7 @@ _SAMPLING = {
     "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}},
                        "additionalProperties": False},
     "stop": _STOP,
-    "seed": {"type": "integer"},
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},  # as gentool sample --seed
     "user": {"type": "string"},
     # gentoolkit's own samplers, as extra fields
     "top_k": {"type": "integer", "minimum": 0},
@@ -94,7 +94,7 @@ SAMPLES = {
     "properties": {
         "model": {"type": "string"},
         "n": {"type": "integer", "minimum": 1},
-        "seed": {"type": "integer"},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
         "format": {"type": "string", "enum": ["json", "png"]},
         # the family's own sample options join these (truncation for GANs): see schema_for
     },

@@ -181,6 +181,7 @@ BAD = [  # (path, body, status, what the message says)
     (C, {"model": "gpt", "prompt": "a", "max_tokens": 10**6}, 400, "at most 4096"),
     (C, {"model": "gpt", "prompt": "a", "stop": ["a", "b", "c", "d", "e"]}, 400, "at most 4"),
     (C, {"model": "gpt", "prompt": "a", "seed": 1.5}, 400, "seed must be an integer"),
+    (C, {"model": "gpt", "prompt": "a", "seed": -1}, 400, "seed must be at least 0"),
     (C, {"model": "gpt", "prompt": "a", "logprobs": 3}, 400, "logprobs"),
     (C, {"model": "gpt", "prompt": "a", "presence_penalty": 1}, 400, "presence_penalty"),
     (C, {"model": "gpt", "prompt": "a", "frobnicate": 1}, 400, "unrecognized request argument supplied: frobnicate"),
@@ -197,6 +198,7 @@ BAD = [  # (path, body, status, what the message says)
     (S, {"model": "gan", "n": 10**6}, 400, "at most 10000"),
     (S, {"model": "gan", "truncation": "far"}, 400, "truncation must be a number"),
     (S, {"model": "gan", "format": "gif"}, 400, "format must be one of"),
+    (S, {"model": "gan", "seed": -1}, 400, "seed must be at least 0"),
     (S, {"model": "gpt", "n": 2}, 400, "use /v1/completions"),
 ]
 
