@@ -227,7 +227,9 @@ def sample_command() -> click.Command:
     @click.option("--sampler-opt", multiple=True, metavar="KEY=VALUE", help="An option of --sampler (repeatable).")
     @click.option("--out", "-o", type=click.Path(), help="Write the samples here (.png, .csv or .npy), where the family writes files.")
     @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
-    def sample(path, num_samples, seed, sampler, sampler_opt, out, device, **options):
+    @click.option("--json", "as_json", is_flag=True,
+                  help="One JSON object on stdout: text with its token ids, or the path of the samples' file.")
+    def sample(path, num_samples, seed, sampler, sampler_opt, out, device, as_json, **options):
         """Generate from a run folder (PyTorch) or an export folder (onnxruntime); same seed, same output.
 
         The options below the host's come from the families (see 'gentool models'); one a family
@@ -239,7 +241,7 @@ def sample_command() -> click.Command:
             if declared[name].escapes and value:
                 options[name] = [unescape(v) for v in value] if declared[name].multiple else unescape(value)
         run(path, n=num_samples, seed=seed, sampler=sampler, sampler_opts=sampler_opt, out=out, device=device,
-            options={k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()})
+            options={k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()}, as_json=as_json)
 
     sample.params.extend(_click_option(opt, families[name]) for name, opt in declared.items())
     return sample
@@ -314,7 +316,11 @@ def import_(folder, out):
 @click.option("--small", is_flag=True, help="Tiny models and few steps (seconds, for CI); the output is not meaningful.")
 @click.option("--seed", type=SEED, default=1, show_default=True)
 def quickstart(out, small, seed):
-    """Train each family's starter model, export it to ONNX, run it without torch, and show the results."""
+    """Train each family's starter model, export it to ONNX, run it without torch, and show the results.
+
+    Run it again on the same --out to continue: finished steps are kept, a training that Ctrl-C
+    stopped resumes, and only what is missing is redone.
+    """
     from .quickstart import report, run
 
     report(run(out, "small" if small else "default", seed))

@@ -20,7 +20,19 @@ def _entry(spec, what: str):
     return resolve(ref)
 
 
-def sample_command(path, *, n, seed, sampler, sampler_opts, out, device, options) -> None:
+def _json_flag(fn, family: str, as_json: bool) -> dict:
+    """``{"as_json": True}`` for a family's sample function that takes it; an error where it does not."""
+    import inspect
+
+    if not as_json:
+        return {}
+    param = inspect.signature(fn).parameters.get("as_json")
+    if param is None or param.kind not in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD):
+        raise GentoolError(f"the {family} family's sample does not print JSON; drop --json")
+    return {"as_json": True}
+
+
+def sample_command(path, *, n, seed, sampler, sampler_opts, out, device, options, as_json: bool = False) -> None:
     """``gentool sample``: an export through its family's runtime driver (``cli_sample``), a run through
     its model's ``sample`` entry (PyTorch). Both take the options the family declared and resolve
     them with :func:`gentoolkit.sampling.resolve_sampling`."""
@@ -35,13 +47,15 @@ def sample_command(path, *, n, seed, sampler, sampler_opts, out, device, options
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
             model = load(path, providers=providers)
             check_options(options, get_registries().runtimes.get(model.family).sample_options, model.family)
-            model.cli_sample(n=n, seed=seed, out=out, sampler=sampler, sampler_opts=sampler_opts, **options)
+            model.cli_sample(n=n, seed=seed, out=out, sampler=sampler, sampler_opts=sampler_opts, **options,
+                             **_json_flag(model.cli_sample, model.family, as_json))
             return
         run = Run.open(path)
         spec = get_model(run.model_name)
         check_options(options, spec.sample_options, spec.family)
-        _entry(spec, "sample")(run, n=n, seed=seed, out=out, device=device, sampler=sampler,
-                               sampler_opts=sampler_opts, **options)
+        entry = _entry(spec, "sample")
+        entry(run, n=n, seed=seed, out=out, device=device, sampler=sampler, sampler_opts=sampler_opts, **options,
+              **_json_flag(entry, spec.family, as_json))
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors derive from Exception alone
         from .runtime import is_onnxruntime_error
 

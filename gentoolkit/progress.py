@@ -34,10 +34,12 @@ def bar_wanted(stream: IO | None = None) -> bool:
 
 @dataclass(frozen=True)
 class Output:
-    """What the user asked of a command's reporting: ``quiet`` (errors and alarms only), a log file."""
+    """What the user asked of a command's reporting: ``quiet`` (errors and alarms only), a log file, and
+    ``resume_hint``, the command that continues an interrupted run (default: ``gentool train --resume``)."""
 
     quiet: bool = False
     log_file: str | None = None
+    resume_hint: str | None = None
 
 
 def duration(seconds: float) -> str:

@@ -97,7 +97,9 @@ class ModelSpec:
     ``hf_import`` and ``hf_export`` open the Hugging Face door: ``gentool import`` and
     ``gentool export --format hf``.
     ``legacy`` maps config keys added after a release to the value that reproduces
-    older run folders, whose ``config.json`` lacks them.
+    older run folders, whose ``config.json`` lacks them. ``resolve_config(tree) -> tree``
+    (optional) fills the keys a config leaves to the data (``None``) as training will, so that
+    ``gentool train --print-config`` shows the values that will be used.
     """
 
     name: str
@@ -116,6 +118,7 @@ class ModelSpec:
     bench: str | Callable | None = None
     timing: str | Callable | None = None  # timing(run, options) -> [(case, fn), ...]
     quickstart: str | Callable | None = None
+    resolve_config: str | Callable | None = None  # resolve_config(tree) -> tree, for --print-config
     # Hugging Face folders: the config.json model_type values this model imports, and how
     hf_model_types: tuple[str, ...] = ()
     hf_import: str | Callable | None = None  # hf_import(folder, out, *, log) -> run folder

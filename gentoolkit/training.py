@@ -59,6 +59,7 @@ class Context:
     world_size: int = 1
     resume: bool = False
     alarms: list[str] = field(default_factory=list)
+    events: list[tuple[int, str]] = field(default_factory=list)  # (step, "alarm" | "recovered"), for loss.png
     init: Path | None = None  # train --init: the run whose weights this one starts from
     output: Any = None  # gentoolkit.progress.Output: --quiet and --log-file
     progress: Any = None  # the running loop's gentoolkit.progress.Progress
@@ -112,10 +113,20 @@ class Context:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
+    def recovered(self, step: int, message: str) -> None:
+        """Report that what an alarm was about has passed (a line, not an alarm)."""
+        text = f"recovered at step {step}: {message}"
+        self.events.append((step, "recovered"))
+        if self.progress is not None:
+            self.progress.note(text)
+        elif self.is_main:
+            print(text, file=sys.stderr)
+
     def alarm(self, step: int, message: str) -> None:
         """Report a problem (for example mode collapse) at once, on the bar and in the log."""
         text = f"ALARM at step {step}: {message}"
         self.alarms.append(text)
+        self.events.append((step, "alarm"))
         if self.progress is not None:
             self.progress.note(text)
         elif self.is_main:
@@ -207,8 +218,8 @@ def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
                 window_t = time.perf_counter()  # throughput counts training time only
             bar.advance(step)
             if stop and step < total:
-                bar.note(f"Interrupted at step {step}; state saved. Continue with: "
-                         f"gentool train {ctx.spec.name} --resume --out {run.path}")
+                hint = getattr(ctx.output, "resume_hint", None) or f"gentool train {ctx.spec.name} --resume --out {run.path}"
+                bar.note(f"Interrupted at step {step}; state saved. Continue with: {hint}")
                 raise KeyboardInterrupt
     return last_eval
 
@@ -269,7 +280,8 @@ def checkpoint(ctx: Context, task: Task, step: int) -> None:
     task.on_eval(step)
     from .plots import loss_curves
 
-    loss_curves(ctx.run.read_metrics(), ctx.run.file("loss.png"), title=f"{ctx.spec.name}: {ctx.run.path.name}")
+    loss_curves(ctx.run.read_metrics(), ctx.run.file("loss.png"), title=f"{ctx.spec.name}: {ctx.run.path.name}",
+                events=ctx.events)
 
 
 def load_checkpoint(ctx: Context, task: Task) -> int:
@@ -536,6 +548,8 @@ def _train_from_cli(spec: ModelSpec, *, preset, config_file, sets, out, device, 
         if new["block_size"] > pre["block_size"]:
             raise ConfigError(f"model.block_size can only shrink from the pretrained model's {pre['block_size']}")
     if print_config:
+        if spec.resolve_config is not None:  # the values the data decides, as training will decide them
+            tree = resolve(spec.resolve_config)(dict(tree))
         print(dumps_toml(to_dict(tree)), end="")
         return
     out_dir = Path(out) if out else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"

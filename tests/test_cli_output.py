@@ -105,3 +105,26 @@ def test_image_samples_without_out_go_to_a_new_png(exports, tmp_path, monkeypatc
     assert (tmp_path / "samples.png").read_bytes() == b"mine"  # never replaced
     assert (tmp_path / "samples-1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "samples-1.png" in r.output
+
+
+def test_sample_json_gives_text_with_its_ids_or_the_file(gpt_run, exports, tmp_path, monkeypatch):
+    from gentoolkit.runtime import load
+
+    args = ["-p", "The ", "-p", "a", "-n", "2", "--seed", "3", "--max-new-tokens", "6", "--json"]
+    run = json.loads(run_cli("sample", str(gpt_run), *args).output)
+    exp = json.loads(run_cli("sample", str(exports["gpt"]), *args).output)
+    assert run == exp and len(exp["samples"]) == 4 and exp["seed"] == 3
+    tok = load(exports["gpt"]).tokenizer
+    for s in exp["samples"]:
+        assert 1 <= len(s["ids"]) <= 6 and s["finish"] in ("stop", "length")
+        assert s["text"] == tok.decode([i for i in s["ids"] if i not in tok.eos_ids])
+    monkeypatch.chdir(tmp_path)
+    for name, suffix in (("gan", ".npy"), ("dcgan", ".png")):
+        r = run_cli("sample", str(exports[name]), "-n", "5", "--seed", "1", "--json")
+        assert r.exit_code == 0, r.output
+        out = json.loads(r.output)
+        assert out["path"].endswith("samples" + suffix) and out["shape"][0] == 5
+    import numpy as np
+
+    assert np.load(tmp_path / "samples.npy").shape == tuple(json.loads(
+        run_cli("sample", str(exports["gan"]), "-n", "5", "--seed", "1", "--json").output)["shape"])

@@ -1,6 +1,7 @@
 """gentool quickstart (small size) and gentool bench, end to end in fresh interpreters."""
 
 import json
+import shutil
 
 from .conftest import run_subprocess
 
@@ -14,8 +15,22 @@ def test_quickstart_small(tmp_path):
                  "gpt-onnx/genai_config.json", "gan-onnx/model.onnx", "ring-samples.png", "gpt-run/loss.png"):
         assert (out / name).is_file(), name
     assert json.loads((out / "gan-onnx" / "gentoolkit.json").read_text())["family"] == "gan"
-    again = run_subprocess("quickstart", "--small", "-o", str(out))
-    assert again.returncode != 0 and "already holds a quickstart" in again.stderr
+    weights = {n: (out / n / "model.safetensors").stat().st_mtime_ns for n in ("gpt-run", "gan-run")}
+    again = run_subprocess("quickstart", "--small", "-o", str(out), env={"MPLBACKEND": "Agg"})
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stderr.count("finished training before") == 2 and again.stderr.count("exported from it before") == 2
+    assert {n: (out / n / "model.safetensors").stat().st_mtime_ns for n in weights} == weights  # nothing retrained
+    assert "gpt validation loss" in again.stdout and "Text from the exported gpt" in again.stdout
+    other = run_subprocess("quickstart", "--small", "--seed", "5", "-o", str(out))
+    assert "other settings" in other.stderr and other.returncode != 0
+    # a step stopped part way (its newest checkpoint behind its steps, as Ctrl-C leaves it) resumes
+    steps = sorted((out / "gpt-run" / "checkpoints").iterdir())
+    assert len(steps) >= 2
+    shutil.rmtree(steps[-1])
+    resumed = run_subprocess("quickstart", "--small", "-o", str(out), env={"MPLBACKEND": "Agg"})
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming {out / 'gpt-run'} from step" in resumed.stderr
+    assert "gan-run finished training before" in resumed.stderr and "Text from the exported gpt" in resumed.stdout
 
 
 def test_bench_reports_every_back_end():

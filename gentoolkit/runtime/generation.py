@@ -251,14 +251,18 @@ def stream_events(
     max_new_tokens: int,
     seed: int | None = None,
     stop: Sequence[str] = (),
+    ids: list[list[int]] | None = None,
 ) -> Iterator[tuple[int, str, str | None, int]]:
     """As :func:`stream_text`, with each row's end and count: ``(row, piece, finish, tokens)``, ``finish``
     None until the row's last event, then ``"stop"`` (an end token or a stop string) or ``"length"``
-    (``max_new_tokens``); ``tokens`` is how many the row has generated so far."""
+    (``max_new_tokens``); ``tokens`` is how many the row has generated so far. ``ids``: a list that gets
+    one list per row of the token ids generated (an end token included)."""
     encoded = [list(p) if not isinstance(p, str) else tokenizer.encode(p) for p in prompts]
     streams = [TextStreamer(tokenizer, stop) for _ in prompts]
     ended = [False] * len(prompts)
     counts = [0] * len(prompts)
+    if ids is not None:
+        ids[:] = [[] for _ in prompts]
 
     def should_stop(i: int, _tokens: list[int]) -> bool:
         return streams[i].stopped
@@ -280,6 +284,8 @@ def stream_events(
             if t < 0 or streams[i].stopped:
                 continue
             counts[i] += 1
+            if ids is not None:
+                ids[i].append(t)
             if t in eos_ids:
                 piece = streams[i].flush()
                 streams[i].stopped = True

@@ -10,28 +10,42 @@ import numpy as np
 from ..errors import GentoolError
 
 
-def default_png(folder: Path | None = None) -> Path:
-    """``samples.png`` in ``folder`` (the current one), or the first of ``samples-1.png``, ``samples-2.png``, ...
-    that does not exist yet: a default name never replaces a file."""
+def default_path(suffix: str = ".png", folder: Path | None = None) -> Path:
+    """``samples.png`` (or another ``suffix``) in ``folder`` (the current one), or the first of
+    ``samples-1.png``, ``samples-2.png``, ... that does not exist yet: a default name never replaces a file."""
     folder = Path.cwd() if folder is None else Path(folder)
-    path, k = folder / "samples.png", 0
+    path, k = folder / f"samples{suffix}", 0
     while path.exists():
         k += 1
-        path = folder / f"samples-{k}.png"
+        path = folder / f"samples-{k}{suffix}"
     return path
 
 
-def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None, quiet: bool = False) -> None:
+def write_samples(x: np.ndarray, out: str | None, *, as_json: bool = False, low=None, high=None) -> np.ndarray:
+    """What ``gentool sample`` does with a family's array of samples: :func:`save_samples`; with ``as_json``
+    (``--json``), a file in any case (a new ``samples.png`` or ``samples.npy`` without ``out``) and one
+    JSON object on stdout: ``{"path", "shape", "dtype"}``."""
+    import json
+
+    if as_json and out is None:
+        out = str(default_path(".png" if x.ndim == 4 else ".npy"))
+    path = save_samples(x, out, low=low, high=high, quiet=as_json)
+    if as_json:
+        print(json.dumps({"path": str(path), "shape": list(x.shape), "dtype": str(x.dtype)}))
+    return x
+
+
+def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None, quiet: bool = False) -> Path | None:
     """Write samples by the extension of ``out`` (.png grid or scatter, .csv, .npy). Without ``out``, vectors
-    go to stdout as CSV and images to a PNG grid under a new name (:func:`default_png`).
-    ``quiet``: no "wrote" line on stderr."""
+    go to stdout as CSV and images to a PNG grid under a new name (:func:`default_path`).
+    ``quiet``: no "wrote" line on stderr. Returns the file written (None for stdout)."""
     from ..files import atomic_path
 
     if out is None:
         if x.ndim == 2:
             np.savetxt(sys.stdout, x, delimiter=",", fmt="%.6g")
-            return
-        out = str(default_png())
+            return None
+        out = str(default_path())
     path = Path(out)
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -49,10 +63,11 @@ def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None, quiet: 
         if x.ndim == 4:
             image_grid(x, path, low=low if low is not None else 0.0, high=high if high is not None else 1.0)
         elif x.shape[1] >= 2:
-            scatter(x, x[:0], path, title=f"{len(x)} samples")
+            scatter(None, x, path, title=f"{len(x)} generated samples")
         else:
             raise GentoolError("1-D samples cannot be drawn; write .csv or .npy")
     else:
         raise GentoolError(f"--out {out!r}: use a .png, .csv or .npy file name")
     if not quiet:
         print(f"wrote {path}", file=sys.stderr)
+    return path

@@ -10,10 +10,9 @@ SIZES = {False: ("micro", 1500), True: ("nano", 40)}  # small: tiny and fast, fo
 def quickstart(out: Path, *, small: bool, seed: int, say) -> dict:
     """Registered as ``gpt``'s ``quickstart`` entry: train, export, generate without torch."""
     from gentoolkit.config import build as build_config
-    from gentoolkit.export import export
     from gentoolkit.plugins import get_model
+    from gentoolkit.quickstart import export_step, train_step
     from gentoolkit.runtime import load
-    from gentoolkit.training import train
 
     preset, steps = SIZES[small]
     run, onnx = out / "gpt-run", out / "gpt-onnx"
@@ -21,9 +20,9 @@ def quickstart(out: Path, *, small: bool, seed: int, say) -> dict:
     spec = get_model("gpt")
     tree = build_config(spec.config_sections, spec.presets[preset],
                         sets=[f"train.steps={steps}", f"train.seed={seed}", f"train.eval_interval={max(steps // 3, 1)}"])
-    _, last = train(spec, tree, run, device="auto", extra_meta={"preset": preset})
+    last = train_step(spec, tree, run, say=say, out=out, extra_meta={"preset": preset})
     say("  exporting it to ONNX, validated against PyTorch")
-    export(run, onnx, log=lambda m: None)
+    export_step(run, onnx, say=say)
     say("  generating through gentoolkit.runtime (onnxruntime, no torch)")
     text = load(onnx).generate("The ", max_new_tokens=160, seed=seed)
     lines = [f"Text from the exported gpt (seed {seed}, prompt 'The '):", "  " + ("The " + text).replace("\n", "\n  ")]

@@ -432,15 +432,19 @@ def stream_rows(decoder, tokenizer, defaults: dict, prompts: list[str], *, seed,
     return stream_text(decoder, tokenizer, prompts, sampler=s, max_new_tokens=int(n), seed=seed, stop=rest.get("stop", ()))
 
 
-def cli_sample(decoder, tokenizer, defaults: dict, *, n: int, seed, out, sampler, sampler_opts, prompt, options: dict
-               ) -> None:
+def cli_sample(decoder, tokenizer, defaults: dict, *, n: int, seed, out, sampler, sampler_opts, prompt, options: dict,
+               as_json: bool = False) -> None:
     """What ``gentool sample`` prints for a run or an export: ``n`` continuations of every prompt; one
-    row streams as it comes, a batch prints when it is done. With ``chat``, the reply to it."""
+    row streams as it comes, a batch prints when it is done. With ``chat``, the reply to it. ``as_json``:
+    one JSON object, ``{"samples": [{"prompt", "text", "ids", "finish"}]}``, when all are done."""
     import sys
 
     if out is not None:
         raise GentoolError("text models print to the terminal: --out is for families that write files; "
                            "redirect the text with '> FILE'")
+    if as_json:
+        return _json_sample(decoder, tokenizer, defaults, n=n, seed=seed, sampler=sampler, sampler_opts=sampler_opts,
+                            prompt=prompt, options=options)
     chat = options.pop("chat", None)
     if chat is not None:
         if prompt:
@@ -472,6 +476,30 @@ def cli_sample(decoder, tokenizer, defaults: dict, *, n: int, seed, out, sampler
     for i, (p, t) in enumerate(zip(rows, texts)):
         print(f"--- sample {i + 1}")
         print(p + t)
+
+
+def _json_sample(decoder, tokenizer, defaults: dict, *, n: int, seed, sampler, sampler_opts, prompt, options: dict
+                 ) -> None:
+    import json
+
+    from gentoolkit.runtime.generation import stream_events
+    from gentoolkit.sampling import resolve_sampling
+
+    chat = options.pop("chat", None)
+    if chat is not None and prompt:
+        raise GentoolError("give --chat or --prompt, not both")
+    shown = [chat] * n if chat is not None else [p for p in (prompt or [""]) for _ in range(n)]
+    rows = [tokenizer.chat_ids([{"role": "user", "content": chat}])] * n if chat is not None else shown
+    s, rest = resolve_sampling("logits", declared=TEXT_OPTIONS, choose=CHOOSE, given=options, family=FAMILY,
+                               defaults=defaults, sampler=sampler, sampler_opts=sampler_opts)
+    texts, finish, ids = [""] * len(rows), [None] * len(rows), []
+    for i, piece, end, _ in stream_events(decoder, tokenizer, rows, sampler=s, seed=seed, stop=rest.get("stop", ()),
+                                          max_new_tokens=int(rest.get("max_new_tokens", defaults.get("max_new_tokens", 200))),
+                                          ids=ids):
+        texts[i] += piece
+        finish[i] = end or finish[i]
+    print(json.dumps({"samples": [{"prompt": p, "text": t, "ids": k, "finish": f}
+                                  for p, t, k, f in zip(shown, texts, ids, finish)], "seed": seed}))
 
 
 class TextModel:
@@ -539,10 +567,11 @@ class TextModel:
             raise GentoolError("the evaluation data has no token to learn (no assistant turn in it)")
         return loss_report(total / count, count, self.tokenizer, ids, source, whole=data is None)
 
-    def cli_sample(self, *, n: int, seed, out, sampler, sampler_opts, prompt: Sequence[str] = (), **options) -> None:
-        """``gentool sample EXPORT``: ``n`` continuations of every prompt, printed."""
+    def cli_sample(self, *, n: int, seed, out, sampler, sampler_opts, prompt: Sequence[str] = (), as_json: bool = False,
+                   **options) -> None:
+        """``gentool sample EXPORT``: ``n`` continuations of every prompt, printed (``as_json``: one JSON object)."""
         cli_sample(self.decoder, self.tokenizer, self.defaults, n=n, seed=seed, out=out, sampler=sampler,
-                   sampler_opts=sampler_opts, prompt=prompt, options=options)
+                   sampler_opts=sampler_opts, prompt=prompt, options=options, as_json=as_json)
 
     def encode_prompt(self, prompt) -> list[int]:
         """Token ids of text, of ids as given, or of chat messages under the template (``gentool serve``)."""

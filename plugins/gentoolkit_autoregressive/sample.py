@@ -45,11 +45,11 @@ def load_run(run: Run, device: str = "cpu"):
 
 
 def sample(run: Run, *, n: int, seed, out, device: str = "cpu", sampler=None, sampler_opts=(), prompt=(),
-           **options) -> None:
+           as_json: bool = False, **options) -> None:
     """Registered as the model's ``sample`` entry: what ``gentool sample RUN`` prints."""
     model, tok, _ = load_run(run, device)
     cli_sample(TorchDecoder(model), tok, dict(run.config.get("sampler", {})), n=n, seed=seed, out=out, sampler=sampler,
-               sampler_opts=sampler_opts, prompt=prompt, options=options)
+               sampler_opts=sampler_opts, prompt=prompt, options=options, as_json=as_json)
 
 
 def evaluate(run: Run, *, data: str | None = None, device: str = "cpu") -> dict:

@@ -10,13 +10,12 @@ SIZES = {False: ("fast", 3000), True: ("tiny", 60)}  # small: tiny and fast, for
 def quickstart(out: Path, *, small: bool, seed: int, say) -> dict:
     """Registered as ``gan``'s ``quickstart`` entry: train, export, sample without torch, measure, draw."""
     from gentoolkit.config import build as build_config
-    from gentoolkit.export import export
     from gentoolkit.plots import scatter
     from gentoolkit.plugins import get_model
+    from gentoolkit.quickstart import export_step, train_step
     from gentoolkit.runtime import load
     from gentoolkit.samples.data import ring
     from gentoolkit.samples.metrics import diversity, mixture_metrics
-    from gentoolkit.training import train
 
     preset, steps = SIZES[small]
     run, onnx, picture = out / "gan-run", out / "gan-onnx", out / "ring-samples.png"
@@ -24,14 +23,15 @@ def quickstart(out: Path, *, small: bool, seed: int, say) -> dict:
     spec = get_model("gan")
     tree = build_config(spec.config_sections, spec.presets[preset],
                         sets=["data.path=ring", f"train.steps={steps}", f"train.seed={seed}", f"train.eval_interval={steps}"])
-    train(spec, tree, run, device="auto", extra_meta={"preset": preset})
+    train_step(spec, tree, run, say=say, out=out, extra_meta={"preset": preset})
     say("  exporting its generator to ONNX, validated against PyTorch")
-    export(run, onnx, log=lambda m: None)
+    export_step(run, onnx, say=say)
     say("  sampling through gentoolkit.runtime (onnxruntime, no torch)")
     points = load(onnx).sample(2500, seed=seed)
     data = ring()
     m = mixture_metrics(points, data.modes, data.mode_std)
-    scatter(data.x[:2500], points, picture, modes=data.modes, title="gan on ring: real (grey) vs generated (red)")
+    scatter(data.x[:2500], points, picture, modes=data.modes, mode_std=data.mode_std,
+            title="gan on ring: real (grey) vs generated (red)")
     lines = [f"gan on ring, 2,500 samples from the exported generator: {m['modes']}/{m['modes_total']} modes, "
              f"{m['high_quality']:.1f}% high quality, reverse KL {m['reverse_kl']:.3f}, "
              f"diversity {diversity(points, data.x):.2f}",

@@ -8,7 +8,7 @@ import torch
 from gentoolkit.checkpoint import load_weights
 from gentoolkit.errors import RunError
 from gentoolkit.run import WEIGHTS, Run
-from gentoolkit.samples.io import save_samples
+from gentoolkit.samples.io import write_samples
 
 from .models import build
 
@@ -32,7 +32,8 @@ def generate(G, sampler, n: int, seed, device="cpu") -> np.ndarray:
         return G(torch.from_numpy(z).to(device)).cpu().numpy()
 
 
-def sample(run: Run, *, n: int, seed, out=None, device="cpu", sampler=None, sampler_opts=(), **options) -> np.ndarray:
+def sample(run: Run, *, n: int, seed, out=None, device="cpu", sampler=None, sampler_opts=(), as_json: bool = False,
+           **options) -> np.ndarray:
     """Registered as the model's ``sample`` entry: ``gentool sample RUN``."""
     from gentoolkit.sampling import resolve_sampling
 
@@ -44,8 +45,7 @@ def sample(run: Run, *, n: int, seed, out=None, device="cpu", sampler=None, samp
     x = generate(G, s, n, seed, device)
     low = float(G.low) if hasattr(G, "low") else None
     high = float(G.high) if hasattr(G, "high") else None
-    save_samples(x, out, low=low, high=high)
-    return x
+    return write_samples(x, out, as_json=as_json, low=low, high=high)
 
 
 def evaluate(run: Run, *, data: str | None = None, device: str = "cpu", seed: int = 0) -> dict:

@@ -23,6 +23,15 @@ def test_registered_through_the_entry_point():
     assert "diffusion" in regs.runtimes
 
 
+def test_print_config_shows_the_values_the_data_decides():
+    """train.steps and the rest are left to the data; --print-config prints what training will use."""
+    ring = ok(gentool("train", "ddpm", "--data", "ring", "--print-config"))
+    assert "steps = 10000" in ring and "batch_size = 256" in ring and 'name = "ddpm"' in ring and "data_dim = 2" in ring
+    digits = ok(gentool("train", "ddpm", "--data", "digits", "--print-config"))
+    assert "steps = 3000" in digits and "batch_size = 64" in digits and 'name = "ddim"' in digits
+    assert "# steps = (none)" not in ring.split("[sampler]")[0]
+
+
 def test_a_ring_run_has_the_hosts_run_folder(ring_run):
     for name in ("config.json", "model.safetensors", "metrics.jsonl", "loss.png", "samples.png"):
         assert (ring_run / name).is_file(), name
@@ -60,8 +69,10 @@ def test_sample_a_run_with_each_sampler(ring_run, tmp_path):
 def test_eval_reports_the_gan_metrics(ring_run):
     res = json.loads(ok(gentool("eval", str(ring_run), "--json")))
     assert res["data"] == "ring" and res["samples"] == 2500 and res["modes_total"] == 8
-    assert res["sampler"] == "ddpm" and res["steps"] == 100  # the tiny preset's T, every step
+    # the sampler training evaluated with (the tiny preset: train.eval_steps 10), named in the report
+    assert res["sampler"] == "ddim, 10 steps (eta 0)" and res["steps"] == 10
     assert 0 <= res["modes"] <= 8 and 0 <= res["high_quality"] <= 100 and res["diversity"] > 0
+    assert all(0 <= res[k] <= 1 for k in ("precision", "recall", "coverage")) and res["density"] >= 0
 
 
 def test_export_then_runtime_matches_pytorch(ring_run, ring_export):

@@ -25,6 +25,7 @@ def register_models(register):
             default_preset="default",
             build=f"{_P}.models:build",
             trainer=f"{_P}.task:DiffusionTask",
+            resolve_config=f"{_P}.task:resolve_config",
             sample=f"{_P}.sample:sample",
             evaluate=f"{_P}.sample:evaluate",
             export=f"{_P}.export:plan",

@@ -54,9 +54,13 @@ class DiffusionModel:
         return draw(self.denoise, s, n, self.shape, self.alphas_cumprod, seed, clip=self.clip, shift=self.shift,
                     scale=self.scale)
 
-    def cli_sample(self, *, n: int, seed, out, sampler, sampler_opts, **options) -> None:
-        """``gentool sample EXPORT``: the samples written to ``out`` (CSV on stdout without it)."""
-        self.save(self.sample(n, seed, sampler=sampler, sampler_opts=sampler_opts, **options), out)
+    def cli_sample(self, *, n: int, seed, out, sampler, sampler_opts, as_json: bool = False, **options) -> None:
+        """``gentool sample EXPORT``: the samples written to ``out`` (vectors: CSV on stdout without it; images:
+        a new ``samples.png``); ``as_json``: one JSON object naming the file."""
+        from gentoolkit.samples.io import write_samples
+
+        x = self.sample(n, seed, sampler=sampler, sampler_opts=sampler_opts, **options)
+        write_samples(x, out, as_json=as_json, low=self.low, high=self.high)
 
     def save(self, samples: np.ndarray, path: str) -> None:
         """Write samples as a .png grid or scatter, .csv or .npy (matplotlib only for .png)."""

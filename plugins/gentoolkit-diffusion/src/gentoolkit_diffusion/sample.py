@@ -8,7 +8,7 @@ import numpy as np
 
 from gentoolkit.checkpoint import load_weights
 from gentoolkit.run import WEIGHTS, Run
-from gentoolkit.samples.io import save_samples
+from gentoolkit.samples.io import write_samples
 
 from .models import build
 from .torch_sampling import draw_samples
@@ -23,7 +23,8 @@ def load_denoiser(run: Run, device: str = "cpu"):
     return model.to(device).eval(), tree
 
 
-def sample(run: Run, *, n: int, seed, out=None, device="cpu", sampler=None, sampler_opts=(), **options) -> np.ndarray:
+def sample(run: Run, *, n: int, seed, out=None, device="cpu", sampler=None, sampler_opts=(), as_json: bool = False,
+           **options) -> np.ndarray:
     """Registered as the model's ``sample`` entry: ``gentool sample RUN``."""
     from gentoolkit.sampling import resolve_sampling
 
@@ -35,8 +36,7 @@ def sample(run: Run, *, n: int, seed, out=None, device="cpu", sampler=None, samp
     model, tree = load_denoiser(run, device)
     x = draw_samples(model, tree["model"], s, n, seed, device)
     low, high = value_range(model, tree["model"])
-    save_samples(x, out, low=low, high=high)
-    return x
+    return write_samples(x, out, as_json=as_json, low=low, high=high)
 
 
 def value_range(model, cfg) -> tuple[float | None, float | None]:
@@ -51,12 +51,13 @@ def evaluate(run: Run, *, data: str | None = None, device: str = "cpu", seed: in
              sampler=None) -> dict:
     """Registered as the model's ``evaluate`` entry: the GAN's mode metrics, on 2,500 or 10,000 samples.
 
-    Samples are drawn with the run's own sampler (its ``[sampler]`` section) unless
-    ``sampler`` is given; ``n`` overrides the number of samples.
+    Samples are drawn with the sampler training evaluated with (``train.eval_sampler``, DDIM in 50
+    steps by default: :func:`.samplers.evaluation_sampler`), so the numbers are those of training's
+    log, unless ``sampler`` is given; the report names it. ``n`` overrides the number of samples.
     """
     from gentoolkit.samples.evaluation import measure
-    from gentoolkit.sampling import make_sampler
 
+    from .samplers import describe, evaluation_sampler
     from .task import prepare
 
     model, tree = load_denoiser(run, device)
@@ -64,8 +65,7 @@ def evaluate(run: Run, *, data: str | None = None, device: str = "cpu", seed: in
         tree["data"] = dataclasses.replace(tree["data"], path=data)
     samples = prepare(dict(tree))
     n = n or (10_000 if samples.name == "digits" else 2_500)
-    defaults = {k: v for k, v in run.config.get("sampler", {}).items() if v is not None}
-    sampler = sampler or make_sampler("diffusion", defaults=defaults)
+    sampler = sampler or evaluation_sampler(tree["train"])
     x = draw_samples(model, tree["model"], sampler, n, seed, device)
-    return {"data": samples.name, "samples": n, "sampler": "ddpm" if sampler.eta == 1 else f"ddim (eta {sampler.eta:g})",
+    return {"data": samples.name, "samples": n, "sampler": describe(sampler, tree["model"].timesteps),
             "steps": len(sampler.timesteps(tree["model"].timesteps)), **measure(samples, x)}

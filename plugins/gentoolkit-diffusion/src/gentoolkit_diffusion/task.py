@@ -41,6 +41,24 @@ def prepare(config: dict) -> Samples:
     return data
 
 
+def fill_data_defaults(config: dict, kind: str) -> None:
+    """The keys the config leaves to the data (``None``), as the data decides them: ``sampler.name`` "auto"
+    (ddpm for vectors, ddim for images) and ``train.steps``, ``batch_size``, ``eval_samples``."""
+    if config["sampler"].name == "auto":  # written into the run's config.json
+        config["sampler"] = dataclasses.replace(config["sampler"], name="ddim" if kind == "images" else "ddpm")
+    defaults = DATA_DEFAULTS[kind]
+    config["train"] = dataclasses.replace(config["train"], **{k: v for k, v in defaults.items()
+                                                               if getattr(config["train"], k) is None})
+
+
+def resolve_config(tree: dict) -> dict:
+    """Registered as ``resolve_config``: the values training will use, for ``--print-config`` (the data is
+    loaded to decide them, as training does)."""
+    config = dict(tree)
+    fill_data_defaults(config, prepare(config).kind)
+    return config
+
+
 def normalization(data: Samples) -> tuple[np.ndarray, np.ndarray]:
     """(shift, scale) that map the data to the network's range: standardized vectors, images in [-1, 1]."""
     if data.kind == "images":
@@ -58,11 +76,7 @@ class DiffusionTask:
         self.ctx = ctx
         cfg = ctx.config
         self.data = prepare(cfg)
-        if cfg["sampler"].name == "auto":  # written into the run's config.json
-            cfg["sampler"] = dataclasses.replace(cfg["sampler"], name="ddim" if self.data.kind == "images" else "ddpm")
-        defaults = DATA_DEFAULTS[self.data.kind]
-        cfg["train"] = dataclasses.replace(cfg["train"], **{k: v for k, v in defaults.items()
-                                                             if getattr(cfg["train"], k) is None})
+        fill_data_defaults(cfg, self.data.kind)
         mcfg, train = cfg["model"], cfg["train"]
         self.cfg = mcfg
         self.model = build(mcfg).to(ctx.device)
@@ -96,11 +110,13 @@ class DiffusionTask:
         self.evaluator.draw(step)
 
     def state_dict(self):
-        return {"opt": self.opt.state_dict(), "data_rng": self.rng.bit_generator.state}
+        return {"opt": self.opt.state_dict(), "data_rng": self.rng.bit_generator.state,
+                "coverage_alarm": self.evaluator.coverage_alarm.raised}
 
     def load_state_dict(self, state):
         self.opt.load_state_dict(state["opt"])
         self.rng.bit_generator.state = state["data_rng"]
+        self.evaluator.coverage_alarm.raised = bool(state.get("coverage_alarm", False))
 
     def train_step(self, step: int) -> dict[str, float]:
         train = self.ctx.config["train"]
@@ -134,8 +150,7 @@ class DiffusionTask:
             pe.lerp_(p, 1 - self.cfg.ema)
 
     def generate(self, n: int, seed: int) -> np.ndarray:
-        from .samplers import DiffusionSampler
+        from .samplers import evaluation_sampler
 
-        train = self.ctx.config["train"]
-        sampler = DiffusionSampler(eta=1.0 if train.eval_sampler == "ddpm" else 0.0, steps=train.eval_steps)
+        sampler = evaluation_sampler(self.ctx.config["train"])
         return draw_samples(self.ema, self.cfg, sampler, n, seed, device=self.ctx.device)
