@@ -9,7 +9,8 @@ stabilizers on), and `--preset classic`, minimax in the 2014 recipe (no stabiliz
 which collapses. Prints mean and standard error of modes captured, percent high quality
 and reverse KL (PacGAN protocol, 2,500 samples), the spread of the high-quality samples
 around their modes against the data's (1 = the real spread, 0 = piled on the centres),
-and the wall time per run. `--set` overrides config keys in every run, to try a candidate
+recall and coverage (k = 5 nearest neighbours, 2,500 samples a side) and the wall time per
+run, then every run on its own row (precision and density too). `--set` overrides config keys in every run, to try a candidate
 default the same way, e.g. `--seeds 1 --minimax-seeds 0 --classic-seeds 0 --data grid
 --set model.latent_classes=0`.
 """
@@ -82,18 +83,33 @@ def main():
         rows = list(pool.map(one, jobs))
     if args.sets:
         print("overrides in every run: " + " ".join(args.sets))
-    print("| data | loss | seeds | modes | high quality % | reverse KL | mode spread | wall s per run |")
-    print("|---|---|---|---|---|---|---|---|")
+    cols = "| data | loss | seeds | modes | high quality % | reverse KL | mode spread | recall | coverage | wall s per run |"
+    print(cols)
+    print("|---|---|---|---|---|---|---|---|---|---|")
+
+    def cell(rs, key):
+        xs = [r[key] for r in rs if r.get(key) is not None]
+        return mean_se(xs) if xs else "-"
+
     for d in args.data:
         for loss in ("default", "minimax", "classic"):
             rs = [r for r in rows if r["data"] == d and r["loss"] == loss]
             if not rs:
                 continue
-            spreads = [r["mode_spread"] for r in rs if r.get("mode_spread") is not None]
-            print(f"| {d} | {LABELS[loss]} | {len(rs)} "
-                  f"| {mean_se([r['modes'] for r in rs])} / {rs[0]['modes_total']} "
-                  f"| {mean_se([r['high_quality'] for r in rs])} | {mean_se([r['reverse_kl'] for r in rs])} "
-                  f"| {mean_se(spreads) if spreads else '-'} | {statistics.fmean(r['wall'] for r in rs):.0f} |")
+            print(f"| {d} | {LABELS[loss]} | {len(rs)} | {cell(rs, 'modes')} / {rs[0]['modes_total']} "
+                  f"| {cell(rs, 'high_quality')} | {cell(rs, 'reverse_kl')} | {cell(rs, 'mode_spread')} "
+                  f"| {cell(rs, 'recall')} | {cell(rs, 'coverage')} | {statistics.fmean(r['wall'] for r in rs):.0f} |")
+    print()
+    print("| data | loss | seed | modes | high quality % | reverse KL | mode spread | precision | recall | density | "
+          "coverage | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    def f(r, key, fmt="{:.3f}"):
+        return fmt.format(r[key]) if r.get(key) is not None else "-"
+
+    for r in sorted(rows, key=lambda r: (r["data"], r["loss"], r["seed"])):
+        print(f"| {r['data']} | {r['loss']} | {r['seed']} | {r['modes']}/{r['modes_total']} | {f(r, 'high_quality', '{:.1f}')} "
+              f"| {f(r, 'reverse_kl', '{:.4f}')} | {f(r, 'mode_spread', '{:.2f}')} | {f(r, 'precision')} | {f(r, 'recall')} "
+              f"| {f(r, 'density')} | {f(r, 'coverage')} | {r['wall']:.0f} |")
     if args.images:
         for r in rows:
             if r["seed"] == first and r["loss"] in ("default", "classic"):

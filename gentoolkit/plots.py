@@ -25,22 +25,51 @@ def _save(fig, path: str | Path) -> None:
     _plt().close(fig)
 
 
-def loss_curves(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str = "") -> None:
-    """One line per ``*loss*`` metric in ``metrics.jsonl`` rows, against the step."""
+#: metrics drawn under the losses when a run logs them: how much of the data the samples reach
+SPREAD_KEYS = ("diversity", "recall", "coverage")
+
+
+def loss_curves(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str = "",
+                events: Sequence[tuple[int, str]] = ()) -> None:
+    """One line per ``*loss*`` metric in ``metrics.jsonl`` rows, against the step. A run that logs
+    ``diversity`` (or recall and coverage) gets a second panel with them, and ``events`` (``(step,
+    "alarm" | "recovered")``) are drawn across both panels: red where an alarm was raised, green where
+    it cleared."""
     plt = _plt()
     keys = sorted({k for r in rows for k in r if "loss" in k})
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    for key in keys:
-        pts = [(r["step"], r[key]) for r in rows if key in r]
-        if pts:
-            xs, ys = zip(*pts)
-            ax.plot(xs, ys, label=key, marker="o" if len(pts) < 12 else None, markersize=3)
-    ax.set_xlabel("step")
+    spread = [k for k in SPREAD_KEYS if any(k in r for r in rows)]
+    fig, axes = plt.subplots(2 if spread else 1, 1, figsize=(6.4, 6.0 if spread else 4), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 2]} if spread else None, squeeze=False)
+    ax = axes[0][0]
+
+    def lines(ax, names):
+        for key in names:
+            pts = [(r["step"], r[key]) for r in rows if key in r and r[key] is not None]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, label=key, marker="o" if len(pts) < 12 else None, markersize=3)
+
+    lines(ax, keys)
     ax.set_ylabel("loss")
     ax.set_title(title)
-    ax.grid(alpha=0.3)
     if keys:
-        ax.legend()
+        ax.legend(fontsize=8)
+    if spread:
+        low = axes[1][0]
+        lines(low, spread)
+        low.axhline(1.0, color="#888888", lw=0.8, ls=":")  # the data's own value
+        low.set_ylabel("spread (1 = the data)")
+        low.legend(fontsize=8, loc="lower right")
+    for step, kind in events:
+        for a in (row[0] for row in axes):
+            a.axvline(step, color="#d62728" if kind == "alarm" else "#2ca02c", lw=0.8, ls="--", alpha=0.7)
+    if events:
+        axes[0][0].plot([], [], color="#d62728", ls="--", label="alarm")
+        axes[0][0].plot([], [], color="#2ca02c", ls="--", label="recovered")
+        axes[0][0].legend(fontsize=8)
+    for row in axes:
+        row[0].grid(alpha=0.3)
+    axes[-1][0].set_xlabel("step")
     _save(fig, path)
 
 
@@ -60,24 +89,50 @@ def distributions(panels: Sequence[tuple[str, Any]], labels: Sequence[str], path
     _save(fig, path)
 
 
-def scatter(real, generated, path: str | Path, *, title: str = "", modes=None, limit: float | None = None) -> None:
-    """Real against generated 2-D points (first two coordinates), with the true modes if known."""
+def scatter(real, generated, path: str | Path, *, title: str = "", modes=None, limit: float | None = None,
+            mode_std: float | None = None) -> None:
+    """Generated 2-D points (first two coordinates) over the real ones when given (``real`` may be None or
+    empty: samples drawn alone are labelled as generated), with the true modes under the points if known.
+    The legend sits below the plot, clear of every mode; with ``mode_std``, a second panel zooms on one
+    mode (4 standard deviations each way), so the spread of the samples inside a mode shows."""
     import numpy as np
 
     plt = _plt()
-    real, generated = np.asarray(real), np.asarray(generated)
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
-    ax.scatter(real[:, 0], real[:, 1], s=2, alpha=0.3, color="#888888", label="real")
-    ax.scatter(generated[:, 0], generated[:, 1], s=2, alpha=0.5, color="#d62728", label="generated")
-    if modes is not None:
-        ax.scatter(modes[:, 0], modes[:, 1], marker="x", s=25, color="black", label="modes")
+    generated = np.asarray(generated)
+    real = np.asarray(real) if real is not None and len(real) else None
+    zoom = modes is not None and mode_std is not None
+    fig, axes = plt.subplots(1, 2 if zoom else 1, figsize=(7.4 if zoom else 4.2, 4.6),
+                             gridspec_kw={"width_ratios": [1.6, 1]} if zoom else None)
+    axes = list(np.atleast_1d(axes))
+
+    def draw(ax, marker_size):
+        if modes is not None:  # under the points: a marker never hides a sample
+            ax.scatter(modes[:, 0], modes[:, 1], marker="+", s=60, linewidths=0.8, color="black", zorder=1,
+                       label="modes")
+        if real is not None:
+            ax.scatter(real[:, 0], real[:, 1], s=marker_size, alpha=0.3, color="#888888", zorder=2, label="real",
+                       edgecolors="none")
+        ax.scatter(generated[:, 0], generated[:, 1], s=marker_size, alpha=0.5, color="#d62728", zorder=3,
+                   label="generated", edgecolors="none")
+        ax.set_aspect("equal")
+
+    draw(axes[0], 3)
     if limit is None:
-        limit = 1.25 * float(np.abs(real[:, :2]).max())
-    ax.set_xlim(-limit, limit)
-    ax.set_ylim(-limit, limit)
-    ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize=7, markerscale=3)
-    ax.set_title(title, fontsize=9)
+        ref = real if real is not None else generated
+        limit = 1.25 * float(np.abs(ref[:, :2]).max()) if len(ref) else 1.0
+    axes[0].set_xlim(-limit, limit)
+    axes[0].set_ylim(-limit, limit)
+    axes[0].set_title(title, fontsize=9)
+    if zoom:
+        centre, w = np.asarray(modes[0], dtype=float), 4 * mode_std
+        draw(axes[1], 6)
+        axes[1].set_xlim(centre[0] - w, centre[0] + w)
+        axes[1].set_ylim(centre[1] - w, centre[1] + w)
+        axes[1].set_title("one mode, 4 std each way", fontsize=9)
+        axes[1].tick_params(labelsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, markerscale=3, frameon=False)
+    fig.subplots_adjust(bottom=0.16)
     _save(fig, path)
 
 

@@ -13,7 +13,13 @@ from gentoolkit import get_model
 from gentoolkit.config import build as build_config
 from gentoolkit.run import Run
 from gentoolkit.samples.data import grid_modes, ring, ring_modes
-from gentoolkit.samples.metrics import digits_classifier, digits_metrics, diversity, mixture_metrics
+from gentoolkit.samples.metrics import (
+    digits_classifier,
+    digits_metrics,
+    diversity,
+    fidelity_diversity,
+    mixture_metrics,
+)
 from gentoolkit.training import Context
 from gentoolkit_gan.config import DCGANConfig, GANConfig
 from gentoolkit_gan.latent import LatentSampler
@@ -121,6 +127,26 @@ def test_mixture_metrics_on_known_answers():
     assert m["modes"] == 12 and m["reverse_kl"] == pytest.approx(math.log(25 / 12))
 
 
+def test_precision_recall_density_coverage_on_known_answers():
+    """The data against itself scores about 1 on all four; a generator collapsed onto one mode keeps its
+    fidelity and loses recall and coverage; one that only jitters the centres has the precision of the
+    data and a fraction of its recall and coverage, which the PacGAN counts cannot tell apart."""
+    data = ring(n_samples=20_000, seed=5)
+    rng = np.random.default_rng(1)
+    same = fidelity_diversity(data.x, ring(n_samples=20_000, seed=6).x)
+    assert all(same[k] >= 0.93 for k in ("precision", "recall", "coverage")) and 0.9 < same["density"] < 1.1
+    itself = fidelity_diversity(data.x[:2000], data.x[:2000])
+    assert itself["precision"] == itself["recall"] == itself["coverage"] == 1.0
+    collapsed = fidelity_diversity(data.x, np.repeat(data.modes[:1], 2500, 0) + 1e-4 * rng.standard_normal((2500, 2)))
+    assert collapsed["precision"] == 1.0 and collapsed["recall"] < 0.05 and collapsed["coverage"] <= 1 / 8
+    centres = data.modes[rng.integers(0, 8, 2500)] + 0.1 * data.mode_std * rng.standard_normal((2500, 2))
+    jitter = fidelity_diversity(data.x, centres)
+    assert mixture_metrics(centres, data.modes, data.mode_std)["modes"] == 8  # a perfect PacGAN score
+    assert jitter["precision"] > 0.95 and jitter["recall"] < 0.3 and jitter["coverage"] < 0.3
+    with pytest.raises(ValueError, match="more than k=5"):
+        fidelity_diversity(data.x, data.x[:5])
+
+
 def test_diversity_flags_collapse():
     rng = np.random.default_rng(0)
     real = rng.standard_normal((1000, 2))
@@ -136,9 +162,11 @@ def test_digits_metrics_on_real_and_collapsed_digits():
     assert real["classifier_accuracy"] >= 0.97
     assert real["classes"] == 10 and real["class_kl"] < 0.01 and real["confidence"] > 0.9
     assert real["classifier_frechet"] < 1.0
+    assert real["precision"] == real["recall"] == real["coverage"] == 1.0  # the digits against themselves
     sevens = d.images[d.target == 7][:, None]
     col = digits_metrics(np.repeat(sevens, 5, axis=0))
     assert col["classes"] == 1 and col["class_kl"] == pytest.approx(math.log(10), abs=0.01)
+    assert col["precision"] == 1.0 and col["recall"] < 0.2 and col["coverage"] < 0.2
     assert col["classifier_frechet"] > 10 * max(real["classifier_frechet"], 1e-3)
 
 
@@ -242,3 +270,13 @@ def test_vectors_from_csv_and_image_folders(tmp_path):
     assert r.exit_code == 0, r.output
     cfg = json.loads((out / "config.json").read_text())["config"]["model"]
     assert cfg["image_size"] == 16 and cfg["channels"] == 3
+
+
+def test_the_alarm_does_not_flap():
+    """A value hovering at the threshold raises one alarm; only a real recovery clears it, as a recovery."""
+    from gentoolkit.samples.evaluation import Alarm
+
+    alarm = Alarm(0.25, 0.375)
+    values = [0.9, 0.24, 0.26, 0.24, 0.27, 0.2, 0.3, 0.36, 0.38, 0.24, 0.5]
+    assert [alarm.update(v) for v in values] == [None, "raised", None, None, None, None, None, None, "cleared",
+                                                 "raised", "cleared"]

@@ -12,7 +12,35 @@ from collections.abc import Callable
 import numpy as np
 
 from .data import Samples
-from .metrics import digits_metrics, diversity, mixture_metrics
+from .metrics import digits_metrics, diversity, fidelity_diversity, mixture_metrics
+
+
+class Alarm:
+    """An alarm with hysteresis: raised when a value falls below ``low``, cleared only once it is back at
+    ``high`` or above. A value that hovers at the threshold raises one alarm, not one per check, and the
+    recovery is reported as a recovery. ``raised`` is the state (kept in a checkpoint by its task)."""
+
+    def __init__(self, low: float, high: float, raised: bool = False):
+        self.low, self.high, self.raised = low, max(low, high), raised
+
+    def update(self, value: float) -> str | None:
+        """"raised" when the value crosses below ``low``, "cleared" when it climbs back to ``high``, else None."""
+        if not self.raised and value < self.low:
+            self.raised = True
+            return "raised"
+        if self.raised and value >= self.high:
+            self.raised = False
+            return "cleared"
+        return None
+
+
+def report_alarm(ctx, alarm: Alarm, step: int, value: float, raised: str, cleared: str) -> None:
+    """Say what :meth:`Alarm.update` found: an ALARM line when raised, a recovery line when cleared."""
+    change = alarm.update(value)
+    if change == "raised":
+        ctx.alarm(step, raised)
+    elif change == "cleared":
+        ctx.recovered(step, cleared)
 
 
 class SampleEvaluator:
@@ -21,6 +49,8 @@ class SampleEvaluator:
     def __init__(self, ctx, data: Samples, generate: Callable[[int, int], np.ndarray]):
         self.ctx, self.data, self.generate = ctx, data, generate
         self._last: np.ndarray | None = None
+        low = ctx.config["train"].alarm_coverage
+        self.coverage_alarm = Alarm(low, (1 + low) / 2)  # cleared halfway back to every mode
 
     def _samples(self) -> np.ndarray:
         train = self.ctx.config["train"]
@@ -28,12 +58,15 @@ class SampleEvaluator:
 
     def evaluate(self, step: int) -> dict[str, float]:
         """The metrics of ``train.eval_samples`` samples (seeded: the same latents every time), with
-        an alarm when the share of modes or classes captured falls below ``train.alarm_coverage``."""
+        an alarm when the share of modes or classes captured falls below ``train.alarm_coverage``
+        (cleared once it is back halfway to all of them)."""
         samples = self._samples()
         metrics = measure(self.data, samples)
         frac = metric_coverage(metrics)
-        if frac is not None and frac < self.ctx.config["train"].alarm_coverage:
-            self.ctx.alarm(step, f"mode collapse: only {frac:.0%} of the modes/classes captured")
+        if frac is not None:
+            report_alarm(self.ctx, self.coverage_alarm, step, frac,
+                         f"mode collapse: only {frac:.0%} of the modes/classes captured",
+                         f"{frac:.0%} of the modes/classes captured again")
         self._last = samples
         return reported(metrics)
 
@@ -44,12 +77,15 @@ class SampleEvaluator:
 
 
 def measure(data: Samples, samples: np.ndarray) -> dict:
-    """The metrics that fit the data: PacGAN for mixtures, the classifier for digits, diversity always."""
+    """The metrics that fit the data: PacGAN for mixtures, the classifier for digits (with precision, recall,
+    density and coverage on its features), those four on the points for any other vectors, diversity always."""
     out: dict = {}
     if data.modes is not None:
         out.update(mixture_metrics(samples, data.modes, data.mode_std))
     elif data.name == "digits":
         out.update(digits_metrics(samples))
+    if data.kind != "images":
+        out.update(fidelity_diversity(data.x, samples))
     out["diversity"] = diversity(samples, data.x)
     return out
 
@@ -75,4 +111,4 @@ def draw(data: Samples, samples: np.ndarray, path, title: str = "") -> None:
         image_grid(samples[:64], path, low=data.low, high=data.high, title=title)
     elif samples.shape[1] >= 2:
         real = data.x[np.random.default_rng(0).choice(len(data.x), size=min(2500, len(data.x)), replace=False)]
-        scatter(real, samples, path, title=title, modes=data.modes)
+        scatter(real, samples, path, title=title, modes=data.modes, mode_std=data.mode_std)

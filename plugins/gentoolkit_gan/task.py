@@ -12,7 +12,7 @@ from gentoolkit import get_loss
 from gentoolkit.errors import ConfigError, DataError
 from gentoolkit.registry import resolve
 from gentoolkit.samples.data import Samples, fit_images, load
-from gentoolkit.samples.evaluation import SampleEvaluator
+from gentoolkit.samples.evaluation import Alarm, SampleEvaluator, report_alarm
 from gentoolkit.samples.metrics import diversity
 from gentoolkit.training import Context, cosine_lr
 
@@ -71,7 +71,9 @@ class GANTask:
         self.loss = gan_loss(cfg)
         self.rng = np.random.default_rng(train.seed)
         self.x = torch.from_numpy(self.data.x)
-        self.collapsed = False
+        # raised below train.alarm_diversity, cleared at 1.5 times it: a diversity hovering at the threshold
+        # raises one alarm, not one per log step
+        self.diversity_alarm = Alarm(train.alarm_diversity, 1.5 * train.alarm_diversity)
         probe = np.random.default_rng(train.seed + 2)
         self.z_probe = torch.from_numpy(probe.standard_normal((256, mcfg.z_dim)).astype(np.float32)).to(dev)
         self.real_probe = self.data.x[probe.choice(len(self.data.x), size=min(256, len(self.data.x)), replace=False)]
@@ -94,7 +96,8 @@ class GANTask:
 
     def state_dict(self):
         return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "data_rng": self.rng.bit_generator.state, "collapsed": self.collapsed}
+                "data_rng": self.rng.bit_generator.state, "collapsed": self.diversity_alarm.raised,
+                "coverage_alarm": self.evaluator.coverage_alarm.raised}
 
     def evaluate(self, step: int) -> dict[str, float]:
         return self.evaluator.evaluate(step)
@@ -106,7 +109,8 @@ class GANTask:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.rng.bit_generator.state = state["data_rng"]
-        self.collapsed = bool(state.get("collapsed", False))
+        self.diversity_alarm.raised = bool(state.get("collapsed", False))
+        self.evaluator.coverage_alarm.raised = bool(state.get("coverage_alarm", False))
 
     def train_step(self, step: int) -> dict[str, float]:
         cfg = self.ctx.config
@@ -157,13 +161,10 @@ class GANTask:
     @torch.no_grad()
     def _check_diversity(self, step: int) -> float:
         div = diversity(self.G_ema(self.z_probe).cpu().numpy(), self.real_probe, n=256)
-        threshold = self.ctx.config["train"].alarm_diversity
-        if div < threshold and not self.collapsed:
-            self.collapsed = True
-            self.ctx.alarm(step, f"mode collapse suspected: diversity {div:.3f} < {threshold} (generated spread / real spread)")
-        elif div >= threshold and self.collapsed:
-            self.collapsed = False
-            self.ctx.alarm(step, f"diversity recovered to {div:.3f}")
+        threshold = self.diversity_alarm.low
+        report_alarm(self.ctx, self.diversity_alarm, step, div,
+                     f"mode collapse suspected: diversity {div:.3f} < {threshold} (generated spread / real spread)",
+                     f"diversity back to {div:.3f} (at least {self.diversity_alarm.high:.3g})")
         return div
 
     @torch.no_grad()

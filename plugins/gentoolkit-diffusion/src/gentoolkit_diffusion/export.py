@@ -35,10 +35,14 @@ def plan(run: Run) -> ExportPlan:
     edge = feeds(4)  # the smallest and largest timesteps, where precision matters most
     edge["timestep"] = np.array([0, 1, cfg.timesteps - 2, cfg.timesteps - 1], dtype=np.int64)
 
+    from .samplers import describe, evaluation_sampler
+
+    sampler = evaluation_sampler(tree["train"])
+
     def quality(run_fn) -> dict:
         from gentoolkit.samples.evaluation import measure, reported
 
-        from .samplers import draw, make_ddim
+        from .samplers import draw
         from .task import prepare
 
         try:
@@ -46,11 +50,12 @@ def plan(run: Run) -> ExportPlan:
         except Exception:  # noqa: BLE001 - the data may be gone; quality is then not reported
             return {}
         ac = alphas_cumprod(cfg.schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)
-        x = draw(lambda x, t: run_fn({"sample": x, "timestep": t})["out_sample"], make_ddim(steps=50), 2500,
+        x = draw(lambda x, t: run_fn({"sample": x, "timestep": t})["out_sample"], sampler, 2500,
                  tuple(shape), ac, 1, clip=clip_range(model),
                  shift=model.shift.numpy(), scale=model.scale.numpy())
-        return {f"ddim50_{k}": v for k, v in reported(measure(data, x)).items()}
+        return reported(measure(data, x))
 
+    quality.measured_on = f"2,500 samples, {describe(sampler, cfg.timesteps)}, as training and gentool eval draw them"
     low, high = value_range(model, cfg)
     ac = alphas_cumprod(cfg.schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)
     return ExportPlan(

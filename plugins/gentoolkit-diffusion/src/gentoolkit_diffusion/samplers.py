@@ -91,3 +91,17 @@ def draw(denoise: Denoise, sampler, n: int, shape: tuple[int, ...], alphas_cumpr
     parts = [sampler(denoise, (min(batch, n - i), *shape), alphas_cumprod, rng, clip=clip) for i in range(0, n, batch)]
     x = np.concatenate(parts) if parts else np.zeros((0, *shape), np.float32)
     return (x * np.asarray(scale, np.float32) + np.asarray(shift, np.float32)).astype(np.float32)
+
+
+def evaluation_sampler(train_config) -> DiffusionSampler:
+    """The sampler every evaluation of a run draws with: during training, ``gentool eval`` and the export's
+    quality report alike (``train.eval_sampler`` and ``train.eval_steps``: DDIM in 50 steps by default),
+    so a run's numbers do not depend on which command measured them."""
+    eta = 1.0 if train_config.eval_sampler == "ddpm" else 0.0
+    return DiffusionSampler(eta=eta, steps=train_config.eval_steps)
+
+
+def describe(sampler: DiffusionSampler, total: int) -> str:
+    """How a report names a sampler: "ddim, 50 steps (eta 0)" or "ddpm, 1000 steps"."""
+    steps = len(sampler.timesteps(total))
+    return f"ddpm, {steps} steps" if sampler.eta == 1 else f"ddim, {steps} steps (eta {sampler.eta:g})"
