@@ -32,6 +32,13 @@ def _json_flag(fn, family: str, as_json: bool) -> dict:
     return {"as_json": True}
 
 
+def _load_export(path, device: str):
+    """An export folder through the runtime, on the CUDA provider with ``--device cuda``."""
+    from .runtime import load
+
+    return load(path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None)
+
+
 def sample_command(path, *, n, seed, sampler, sampler_opts, out, device, options, as_json: bool = False) -> None:
     """``gentool sample``: an export through its family's runtime driver (``cli_sample``), a run through
     its model's ``sample`` entry (PyTorch). Both take the options the family declared and resolve
@@ -42,10 +49,7 @@ def sample_command(path, *, n, seed, sampler, sampler_opts, out, device, options
     options = given_options(options)
     try:
         if is_export(path):
-            from .runtime import load
-
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
-            model = load(path, providers=providers)
+            model = _load_export(path, device)
             check_options(options, get_registries().runtimes.get(model.family).sample_options, model.family)
             model.cli_sample(n=n, seed=seed, out=out, sampler=sampler, sampler_opts=sampler_opts, **options,
                              **_json_flag(model.cli_sample, model.family, as_json))
@@ -69,10 +73,7 @@ def eval_command(path, *, data, as_json, device) -> None:
     """``gentool eval``: a run through its model's ``evaluate`` entry (PyTorch), an export through its runtime
     driver's ``evaluate`` method (onnxruntime), where the family has one."""
     if is_export(path):
-        from .runtime import load
-
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
-        model = load(path, providers=providers)
+        model = _load_export(path, device)
         if not callable(getattr(model, "evaluate", None)):
             raise GentoolError(f"the {model.family} runtime cannot evaluate an export; evaluate the run it came from: "
                                "gentool eval RUN")

@@ -115,8 +115,11 @@ class Context:
 
     def recovered(self, step: int, message: str) -> None:
         """Report that what an alarm was about has passed (a line, not an alarm)."""
-        text = f"recovered at step {step}: {message}"
         self.events.append((step, "recovered"))
+        self._note(f"recovered at step {step}: {message}")
+
+    def _note(self, text: str) -> None:
+        """A line every reader must see: above the running bar (and in the log file), or on stderr."""
         if self.progress is not None:
             self.progress.note(text)
         elif self.is_main:
@@ -127,10 +130,7 @@ class Context:
         text = f"ALARM at step {step}: {message}"
         self.alarms.append(text)
         self.events.append((step, "alarm"))
-        if self.progress is not None:
-            self.progress.note(text)
-        elif self.is_main:
-            print(text, file=sys.stderr)
+        self._note(text)
 
 
 class Task(Protocol):

@@ -422,14 +422,20 @@ def check_decoder_io(io: dict[str, Any], rt: dict[str, Any], where) -> None:
 def stream_rows(decoder, tokenizer, defaults: dict, prompts: list[str], *, seed, sampler, sampler_opts,
                 options: dict) -> Iterator[tuple[int, str]]:
     """The text of one batch, ``(row, piece)`` as it comes, for any decoder (onnxruntime or PyTorch)."""
-    from gentoolkit.sampling import resolve_sampling
 
     if "prompt" in options:
         raise GentoolError("give the prompts as the first argument, not as prompt=")
+    s, n, stop = _text_sampling(defaults, sampler, sampler_opts, options)
+    return stream_text(decoder, tokenizer, prompts, sampler=s, max_new_tokens=n, seed=seed, stop=stop)
+
+
+def _text_sampling(defaults: dict, sampler, sampler_opts, options: dict):
+    """``(sampler, max_new_tokens, stop)`` from the options a user gave, the export's defaults filling the rest."""
+    from gentoolkit.sampling import resolve_sampling
+
     s, rest = resolve_sampling("logits", declared=TEXT_OPTIONS, choose=CHOOSE, given=options, family=FAMILY,
                                defaults=defaults, sampler=sampler, sampler_opts=sampler_opts)
-    n = rest.get("max_new_tokens", defaults.get("max_new_tokens", 200))
-    return stream_text(decoder, tokenizer, prompts, sampler=s, max_new_tokens=int(n), seed=seed, stop=rest.get("stop", ()))
+    return s, int(rest.get("max_new_tokens", defaults.get("max_new_tokens", 200))), rest.get("stop", ())
 
 
 def cli_sample(decoder, tokenizer, defaults: dict, *, n: int, seed, out, sampler, sampler_opts, prompt, options: dict,
@@ -483,19 +489,16 @@ def _json_sample(decoder, tokenizer, defaults: dict, *, n: int, seed, sampler, s
     import json
 
     from gentoolkit.runtime.generation import stream_events
-    from gentoolkit.sampling import resolve_sampling
 
     chat = options.pop("chat", None)
     if chat is not None and prompt:
         raise GentoolError("give --chat or --prompt, not both")
     shown = [chat] * n if chat is not None else [p for p in (prompt or [""]) for _ in range(n)]
     rows = [tokenizer.chat_ids([{"role": "user", "content": chat}])] * n if chat is not None else shown
-    s, rest = resolve_sampling("logits", declared=TEXT_OPTIONS, choose=CHOOSE, given=options, family=FAMILY,
-                               defaults=defaults, sampler=sampler, sampler_opts=sampler_opts)
+    s, max_new, stop = _text_sampling(defaults, sampler, sampler_opts, options)
     texts, finish, ids = [""] * len(rows), [None] * len(rows), []
-    for i, piece, end, _ in stream_events(decoder, tokenizer, rows, sampler=s, seed=seed, stop=rest.get("stop", ()),
-                                          max_new_tokens=int(rest.get("max_new_tokens", defaults.get("max_new_tokens", 200))),
-                                          ids=ids):
+    for i, piece, end, _ in stream_events(decoder, tokenizer, rows, sampler=s, seed=seed, stop=stop,
+                                          max_new_tokens=max_new, ids=ids):
         texts[i] += piece
         finish[i] = end or finish[i]
     print(json.dumps({"samples": [{"prompt": p, "text": t, "ids": k, "finish": f}
