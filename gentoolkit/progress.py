@@ -117,12 +117,16 @@ class Progress:
             self.last_line = now
             print(text or self.line(step, row), file=sys.stderr, flush=True)
 
-    def note(self, text: str) -> None:
-        """A line every reader must see (an alarm, an interruption): above the bar, on stderr, in the log."""
+    def note(self, text: str, *, last: bool = False) -> None:
+        """A line every reader must see (an alarm, an interruption): above the bar, on stderr, in the log.
+        ``last``: the bar is closed first, so that the line ends the output (how to resume after Ctrl-C)."""
         if not self.enabled:
             return
         if self.log is not None:
             self.log.write(text + "\n")
+        if last and self.bar is not None:
+            self.bar.close()
+            self.bar = None
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
         else:

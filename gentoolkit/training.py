@@ -219,7 +219,7 @@ def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
             bar.advance(step)
             if stop and step < total:
                 hint = getattr(ctx.output, "resume_hint", None) or f"gentool train {ctx.spec.name} --resume --out {run.path}"
-                bar.note(f"Interrupted at step {step}; state saved. Continue with: {hint}")
+                bar.note(f"Interrupted at step {step}; state saved. Continue with: {hint}", last=True)
                 raise KeyboardInterrupt
     return last_eval
 
