@@ -51,8 +51,16 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h {seconds // 60 % 60:02d}m"
 
 
-def _value(v: Any) -> str:
-    return f"{v:.4f}" if isinstance(v, float) and abs(v) < 1000 else f"{v:,.0f}" if isinstance(v, (int, float)) else str(v)
+def _value(key: str, v: Any) -> str:
+    """A logged number for a plain line: rates whole (``tokens_per_s 97``), a small value such as a learning
+    rate of 1e-5 in exponent form rather than as ``0.0000``, the rest to four decimals."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if key.endswith("_per_s") or isinstance(v, int) or abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if v != 0 and abs(v) < 1e-3:
+        return f"{v:.2e}"
+    return f"{v:.4f}"
 
 
 class Progress:
@@ -86,7 +94,7 @@ class Progress:
         done = step - self.initial
         elapsed = time.perf_counter() - self.start
         parts = [f"{self.name} step {step}/{self.total} ({100 * step // max(1, self.total)}%)"]
-        parts += [f"{k} {_value(v)}" for k, v in row.items() if k != "step"]
+        parts += [f"{k} {_value(k, v)}" for k, v in row.items() if k != "step"]
         if 0 < done and step < self.total:
             parts.append(f"{duration(elapsed / done * (self.total - step))} left")
         else:

@@ -7,6 +7,8 @@ import fcntl
 import json
 import os
 import pty
+import re
+import signal
 import struct
 import subprocess
 import sys
@@ -29,6 +31,7 @@ def test_redirected_training_writes_plain_lines_and_json(tmp_path, corpus):
     lines = [x for x in r.stderr.splitlines() if x.startswith("gpt step ")]
     assert [x.split()[2] for x in lines] == ["5/12", "6/12", "10/12", "12/12"]  # every logged step and evaluation
     assert "val_loss" in lines[1] and "left" in lines[0] and "elapsed" in lines[-1]
+    assert re.search(r"tokens_per_s [\d,]+  ", lines[0]) and " 0.0000 " not in " ".join(lines)  # rates whole, 1e-5 not 0
     result = json.loads(r.stdout)  # stdout holds the JSON object alone
     assert result["run"] == str(tmp_path / "run") and result["steps"] == 12
     assert result["metrics"]["val_loss"] > 0 and "estimate on 2 batches" in result["evaluated_on"]
@@ -45,8 +48,10 @@ def test_redirected_training_writes_plain_lines_and_json(tmp_path, corpus):
     assert "cannot write the log file" in one_error_line(bad)
 
 
-def _on_a_terminal(args: list[str], env: dict) -> str:
-    """stderr of ``gentool ARGS`` written to a pseudo-terminal, as a user at one sees it."""
+def _on_a_terminal(args: list[str], env: dict, *, interrupt_at: str | None = None) -> str:
+    """stderr of ``gentool ARGS`` written to a pseudo-terminal, as a user at one sees it; with ``interrupt_at``,
+    Ctrl-C (SIGINT) once that text has appeared, and the command must then exit with 130."""
+    expected = 130 if interrupt_at else 0
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
     full = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
@@ -62,8 +67,11 @@ def _on_a_terminal(args: list[str], env: dict) -> str:
         if not chunk:
             break
         out += chunk
+        if interrupt_at and interrupt_at.encode() in out:
+            proc.send_signal(signal.SIGINT)
+            interrupt_at = None
     os.close(master)
-    assert proc.wait(120) == 0, out.decode(errors="replace")
+    assert proc.wait(120) == expected, out.decode(errors="replace")
     return out.decode(errors="replace")
 
 
@@ -74,6 +82,14 @@ def test_a_terminal_gets_a_bar_unless_tqdm_is_disabled(tmp_path, corpus):
     plain = _on_a_terminal(TRAIN + ["--data", str(corpus), "--out", str(tmp_path / "b")], {"TQDM_DISABLE": "1"})
     assert "gpt step 12/12" in plain and "step/s" not in plain
     assert "\x1b[" not in plain  # no colour (NO_COLOR holds without being asked)
+
+
+def test_ctrl_c_on_a_terminal_ends_with_how_to_resume(tmp_path, corpus):
+    out = _on_a_terminal(TRAIN + ["--steps", "100000", "--data", str(corpus), "--out", str(tmp_path / "a")],
+                         {"TQDM_DISABLE": None}, interrupt_at="step/s")
+    shown = [frame for line in out.replace("\r\n", "\n").split("\n") for frame in line.split("\r")[-1:] if frame.strip()]
+    assert re.fullmatch(r"Interrupted at step \d+; state saved\. Continue with: gentool train gpt --resume --out .+", shown[-1])
+    assert any("/100000 [" in frame for frame in shown[:-1])  # the bar was drawn, and not redrawn under the line
 
 
 def test_eval_of_an_export_is_the_runs_number(gpt_run, exports, corpus, tmp_path):
