@@ -18,20 +18,39 @@ from .metrics import digits_metrics, diversity, fidelity_diversity, mixture_metr
 class Alarm:
     """An alarm with hysteresis: raised when a value falls below ``low``, cleared only once it is back at
     ``high`` or above. A value that hovers at the threshold raises one alarm, not one per check, and the
-    recovery is reported as a recovery. ``raised`` is the state (kept in a checkpoint by its task)."""
+    recovery is reported as a recovery. A noisy value can also be debounced: ``raise_after`` checks in a
+    row below ``low`` raise it, ``clear_after`` in a row at ``high`` or above clear it. ``state`` (the
+    state and both counts) goes into its task's checkpoint, so a resumed run alarms as an uninterrupted one."""
 
-    def __init__(self, low: float, high: float, raised: bool = False):
+    def __init__(self, low: float, high: float, raised: bool = False, *, raise_after: int = 1, clear_after: int = 1):
         self.low, self.high, self.raised = low, max(low, high), raised
+        self.raise_after, self.clear_after = max(1, raise_after), max(1, clear_after)
+        self.below = self.above = 0
 
     def update(self, value: float) -> str | None:
-        """"raised" when the value crosses below ``low``, "cleared" when it climbs back to ``high``, else None."""
-        if not self.raised and value < self.low:
+        """"raised" when the value has been below ``low`` ``raise_after`` checks in a row, "cleared" when it
+        has been at ``high`` or above ``clear_after`` checks in a row, else None."""
+        self.below = self.below + 1 if value < self.low else 0
+        self.above = self.above + 1 if value >= self.high else 0
+        if not self.raised and self.below >= self.raise_after:
             self.raised = True
             return "raised"
-        if self.raised and value >= self.high:
+        if self.raised and self.above >= self.clear_after:
             self.raised = False
             return "cleared"
         return None
+
+    @property
+    def state(self) -> dict:
+        return {"raised": self.raised, "below": self.below, "above": self.above}
+
+    def restore(self, state) -> None:
+        """Back to a :attr:`state`; a bare bool (a checkpoint written before the counts were kept) sets ``raised``."""
+        if isinstance(state, dict):
+            self.raised = bool(state.get("raised", False))
+            self.below, self.above = int(state.get("below", 0)), int(state.get("above", 0))
+        else:
+            self.raised, self.below, self.above = bool(state), 0, 0
 
 
 def report_alarm(ctx, alarm: Alarm, step: int, value: float, raised: str, cleared: str) -> None:

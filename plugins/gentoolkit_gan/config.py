@@ -81,7 +81,7 @@ class TrainConfig(BaseTrainConfig):
     lr_decay: bool = True  # cosine decay of both learning rates to 10% over train.steps
     eval_interval: int = 1000
     eval_samples: int = 2500
-    alarm_diversity: float = 0.25  # alarm when generated spread / real spread falls below this
+    alarm_diversity: float = 0.25  # alarm when generated spread / real spread stays below this (3 log steps)
     alarm_coverage: float = 0.5  # alarm when the share of modes (or classes) captured falls below this
 
     def __post_init__(self):

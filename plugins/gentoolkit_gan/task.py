@@ -71,9 +71,10 @@ class GANTask:
         self.loss = gan_loss(cfg)
         self.rng = np.random.default_rng(train.seed)
         self.x = torch.from_numpy(self.data.x)
-        # raised below train.alarm_diversity, cleared at 1.5 times it: a diversity hovering at the threshold
-        # raises one alarm, not one per log step
-        self.diversity_alarm = Alarm(train.alarm_diversity, 1.5 * train.alarm_diversity)
+        # raised after 3 log steps in a row below train.alarm_diversity, cleared after 5 in a row at 1.5 times
+        # it: a generator that has collapsed onto a point that wanders (the classic recipe) swings between
+        # 0.1 and 0.8 from one log step to the next, and a fresh generator starts near 0 for a few steps
+        self.diversity_alarm = Alarm(train.alarm_diversity, 1.5 * train.alarm_diversity, raise_after=3, clear_after=5)
         probe = np.random.default_rng(train.seed + 2)
         self.z_probe = torch.from_numpy(probe.standard_normal((256, mcfg.z_dim)).astype(np.float32)).to(dev)
         self.real_probe = self.data.x[probe.choice(len(self.data.x), size=min(256, len(self.data.x)), replace=False)]
@@ -96,7 +97,7 @@ class GANTask:
 
     def state_dict(self):
         return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "data_rng": self.rng.bit_generator.state, "collapsed": self.diversity_alarm.raised,
+                "data_rng": self.rng.bit_generator.state, "collapsed": self.diversity_alarm.state,
                 "coverage_alarm": self.evaluator.coverage_alarm.raised}
 
     def evaluate(self, step: int) -> dict[str, float]:
@@ -109,7 +110,7 @@ class GANTask:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.rng.bit_generator.state = state["data_rng"]
-        self.diversity_alarm.raised = bool(state.get("collapsed", False))
+        self.diversity_alarm.restore(state.get("collapsed", False))
         self.evaluator.coverage_alarm.raised = bool(state.get("coverage_alarm", False))
 
     def train_step(self, step: int) -> dict[str, float]:
