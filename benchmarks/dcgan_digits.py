@@ -1,7 +1,8 @@
 """`dcgan` on scikit-learn's digits with the defaults: class coverage and class-histogram KL, and the time.
 
 Usage: python benchmarks/dcgan_digits.py [--seed 0] [--out DIR]
-Goal (issue): all 10 classes, class-histogram KL at most 0.05, under 10 minutes on this CPU.
+Prints classes covered, class-histogram KL, confidence, classifier Fréchet distance, and precision, recall,
+density and coverage on the classifier's features (k = 5, 2,500 samples a side).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ def main():
     wall = time.perf_counter() - t
     res = json.loads(subprocess.run([sys.executable, "-m", "gentoolkit", "eval", str(out), "--json"], check=True,
                                     capture_output=True, text=True).stdout)
-    print("| seed | classes | class KL | confidence | classifier Fréchet | diversity | classifier acc. | train wall s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| seed | classes | class KL | confidence | classifier Fréchet | precision | recall | density | coverage "
+          "| diversity | classifier acc. | train wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {args.seed} | {res['classes']}/10 | {res['class_kl']:.4f} | {res['confidence']:.3f} "
-          f"| {res['classifier_frechet']:.2f} | {res['diversity']:.3f} | {res['classifier_accuracy']:.3f} | {wall:.0f} |")
+          f"| {res['classifier_frechet']:.2f} | {res['precision']:.3f} | {res['recall']:.3f} | {res['density']:.3f} "
+          f"| {res['coverage']:.3f} | {res['diversity']:.3f} | {res['classifier_accuracy']:.3f} | {wall:.0f} |")
     print(json.dumps({"run": str(out), "wall": wall, **res}))
 
 
