@@ -22,8 +22,8 @@ class Alarm:
     row below ``low`` raise it, ``clear_after`` in a row at ``high`` or above clear it. ``state`` (the
     state and both counts) goes into its task's checkpoint, so a resumed run alarms as an uninterrupted one."""
 
-    def __init__(self, low: float, high: float, raised: bool = False, *, raise_after: int = 1, clear_after: int = 1):
-        self.low, self.high, self.raised = low, max(low, high), raised
+    def __init__(self, low: float, high: float, *, raise_after: int = 1, clear_after: int = 1):
+        self.low, self.high, self.raised = low, max(low, high), False
         self.raise_after, self.clear_after = max(1, raise_after), max(1, clear_after)
         self.below = self.above = 0
 

@@ -422,7 +422,6 @@ def check_decoder_io(io: dict[str, Any], rt: dict[str, Any], where) -> None:
 def stream_rows(decoder, tokenizer, defaults: dict, prompts: list[str], *, seed, sampler, sampler_opts,
                 options: dict) -> Iterator[tuple[int, str]]:
     """The text of one batch, ``(row, piece)`` as it comes, for any decoder (onnxruntime or PyTorch)."""
-
     if "prompt" in options:
         raise GentoolError("give the prompts as the first argument, not as prompt=")
     s, n, stop = _text_sampling(defaults, sampler, sampler_opts, options)

@@ -98,7 +98,7 @@ class GANTask:
     def state_dict(self):
         return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "data_rng": self.rng.bit_generator.state, "collapsed": self.diversity_alarm.state,
-                "coverage_alarm": self.evaluator.coverage_alarm.raised}
+                "coverage_alarm": self.evaluator.coverage_alarm.state}
 
     def evaluate(self, step: int) -> dict[str, float]:
         return self.evaluator.evaluate(step)
@@ -111,7 +111,7 @@ class GANTask:
         self.opt_d.load_state_dict(state["opt_d"])
         self.rng.bit_generator.state = state["data_rng"]
         self.diversity_alarm.restore(state.get("collapsed", False))
-        self.evaluator.coverage_alarm.raised = bool(state.get("coverage_alarm", False))
+        self.evaluator.coverage_alarm.restore(state.get("coverage_alarm", False))
 
     def train_step(self, step: int) -> dict[str, float]:
         cfg = self.ctx.config

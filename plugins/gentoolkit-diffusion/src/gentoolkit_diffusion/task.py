@@ -111,12 +111,12 @@ class DiffusionTask:
 
     def state_dict(self):
         return {"opt": self.opt.state_dict(), "data_rng": self.rng.bit_generator.state,
-                "coverage_alarm": self.evaluator.coverage_alarm.raised}
+                "coverage_alarm": self.evaluator.coverage_alarm.state}
 
     def load_state_dict(self, state):
         self.opt.load_state_dict(state["opt"])
         self.rng.bit_generator.state = state["data_rng"]
-        self.evaluator.coverage_alarm.raised = bool(state.get("coverage_alarm", False))
+        self.evaluator.coverage_alarm.restore(state.get("coverage_alarm", False))
 
     def train_step(self, step: int) -> dict[str, float]:
         train = self.ctx.config["train"]
