@@ -288,8 +288,13 @@ def eval_(run, data, as_json, device):
               help="Write into a folder that holds other files; they are kept, only the export's own change.")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "hf"]), default="onnx", show_default=True,
               help="onnx: a validated ONNX folder; hf: a Hugging Face folder for transformers.")
+@click.option("--layout", type=click.Choice(["onnx", "transformers.js"]), default="onnx", show_default=True,
+              help="transformers.js: the folder its pipeline() loads (config.json, onnx/model*.onnx), which "
+              "gentoolkit.runtime loads too.")
+@click.option("--variants", metavar="LIST", help="--layout transformers.js: the model files, comma-separated, of fp32, "
+              "fp16, q8, q4 [default: fp32,q8,q4].")
 def export(run, out, opset, atol, dtype, quantize, block_size, asymmetric, accuracy_level, quantize_head,
-           quantize_embedding, eval_data, graph, optimize, no_validate, overwrite, fmt):
+           quantize_embedding, eval_data, graph, optimize, no_validate, overwrite, fmt, layout, variants):
     """Export a run to a validated ONNX folder (model.onnx, gentoolkit.json, ...) or a Hugging Face folder."""
     from .export import WeightQuant, main_cli
 
@@ -298,7 +303,8 @@ def export(run, out, opset, atol, dtype, quantize, block_size, asymmetric, accur
                                "embedding": quantize_embedding}.items() if v is not None}
     weights = WeightQuant(**given) if given or dtype in ("int8", "int4") else None
     main_cli(run, out, opset=opset, atol=atol, dtype=dtype, quantize=quantize, optimize=optimize, check=not no_validate,
-             overwrite=overwrite, fmt=fmt, weights=weights, eval_data=eval_data, graph=graph)
+             overwrite=overwrite, fmt=fmt, weights=weights, eval_data=eval_data, graph=graph, layout=layout,
+             variants=variants)
 
 
 @cli.command(name="import")
@@ -391,6 +397,27 @@ def serve(paths, host, port, max_batch, max_queue, max_tokens, max_n, timeout, m
     run(list(paths), host=host, port=port, threads=threads, grace=grace,
         limits=Limits(max_batch=max_batch, max_queue=max_queue, max_tokens=max_tokens, max_n=max_n, timeout=timeout,
                       max_body_bytes=max_body_bytes, api_key=api_key))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(),
+              help="The site folder to write: new, empty, or a previous demo site (replaced in one step).")
+@click.option("--node-modules", type=click.Path(file_okay=False),
+              help="Where onnxruntime-web and @huggingface/tokenizers are installed [default: node_modules here or above].")
+@click.option("--serve", "serve_it", is_flag=True, help="Serve the site on --host:--port afterwards (with no EXPORT: "
+              "serve the site already at --out).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address --serve binds.")
+@click.option("--port", type=Number(int, 0, 65535), default=8000, show_default=True, help="Port --serve listens on (0: any free one).")
+def demo(paths, out, node_modules, serve_it, host, port):
+    """Write a static site that runs exports in the browser (onnxruntime-web): text, GAN and side by side."""
+    from .demo import build
+    from .demo import serve as run
+
+    if paths or not serve_it:
+        build(list(paths), out, node_modules=node_modules, log=lambda m: click.echo(m, err=True))
+    if serve_it:
+        run(out, host=host, port=port, log=click.echo)
 
 
 @cli.group()

@@ -67,6 +67,9 @@ class ExportPlan:
     # against ``module`` like the traced one
     graphs: dict[str, Callable[[int], Any]] = field(default_factory=dict)
     default_graph: str = TRACED  # the graph an export writes unless told otherwise
+    # folder layouts besides gentoolkit's own (``gentool export --layout NAME``): name -> the files that
+    # layout adds or replaces at the top of the folder (transformers.js: its ``config.json``)
+    layouts: dict[str, dict[str, str | bytes]] = field(default_factory=dict)
 
 
 def dynamic_axes(specs: list[dict]) -> dict[str, dict[int, str]]:
@@ -476,12 +479,12 @@ def check_target(out: Path, run_path: Path, overwrite: bool) -> str:
         raise ExportError(f"-o {str(out)!r} holds the run being exported; give a new folder for the export")
     if not out.exists():
         return "new"
-    if (out / "config.json").is_file() or checkpoint.exists(out):
+    own = {name.split("/")[0] for name in own_files(out) or ()}  # a layout's onnx/ folder is its own
+    if ((out / "config.json").is_file() and "config.json" not in own) or checkpoint.exists(out):
         raise ExportError(f"-o {str(out)!r} is a training run; give a new folder for the export")
     entries = sorted(p.name for p in out.iterdir() if not is_temp(p.name))
     if not entries:
         return "new"
-    own = own_files(out) or set()
     foreign = [e for e in entries if e not in own]
     if not foreign:
         return "replace"
@@ -673,10 +676,130 @@ def export(
     return manifest
 
 
-def main_cli(run, out, fmt: str = "onnx", **kw) -> None:
+# transformers.js names a model file by its dtype (``dtype`` in its from_pretrained options): the variant,
+# the file's suffix, and how gentoolkit's export makes it
+TRANSFORMERS_JS = "transformers.js"
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "fp32": ("", {"dtype": "fp32"}),
+    "fp16": ("_fp16", {"dtype": "fp16"}),
+    "q8": ("_quantized", {"quantize": "int8"}),  # dynamic int8, what transformers.js's own conversion writes
+    "q4": ("_q4", {"dtype": "int4"}),  # MatMulNBits, 4 bits, blocks of 32
+}
+DEFAULT_VARIANTS = ("fp32", "q8", "q4")
+
+
+def _move_model(src: Path, dest: Path) -> None:
+    """Move an export's ``model.onnx`` (and its external data, renamed as transformers.js looks for it:
+    ``NAME.onnx_data``) to ``dest``."""
+    data = src.with_name(src.name + ".data")
+    if not data.exists():
+        os.replace(src, dest)
+        return
+    import onnx
+
+    from .files import new_file_mode
+
+    model = onnx.load(str(src))
+    onnx.save(model, str(dest), save_as_external_data=True, all_tensors_to_one_file=True,
+              location=dest.name + "_data")
+    new_file_mode(dest.with_name(dest.name + "_data"))
+
+
+def export_layout(run_path: str | Path, out: str | Path, *, layout: str = TRANSFORMERS_JS,
+                  variants: tuple[str, ...] = DEFAULT_VARIANTS, overwrite: bool = False, log=print, **kw) -> dict:
+    """Export a run in another runtime's folder layout; returns the manifest. ``transformers.js``: the
+    folder ``pipeline('text-generation', folder)`` loads (``config.json``, the tokenizer files,
+    ``onnx/model.onnx`` and one file per variant in its naming), which gentoolkit.runtime also loads.
+    Each variant is a whole validated export; the keyword arguments are :func:`export`'s."""
+    import shutil
+
+    from .files import new_temp_dir, publish_dir, remove_stale_temps, write_json
+    from .plugins import get_model
+
+    if layout != TRANSFORMERS_JS:
+        raise ExportError(f"--layout must be onnx or {TRANSFORMERS_JS}, got {layout!r}")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants or len(set(variants)) != len(variants):
+        raise ExportError(f"--variants takes a comma-separated list of {', '.join(VARIANTS)} (each once), "
+                          f"got {','.join(variants)!r}")
+    for key in ("dtype", "quantize"):
+        if kw.get(key) not in (None, "fp32"):
+            raise ExportError(f"--layout {layout} writes one file per variant: choose them with --variants, not --{key}")
+    if kw.get("graph") not in (None, TRACED):
+        raise ExportError(f"--layout {layout} writes the traced graph: transformers.js's onnxruntime (onnxruntime-node "
+                          "and -web 1.30) cannot run the fused graph's GroupQueryAttention; drop --graph")
+    weights = kw.pop("weights", None)
+    if weights is not None and "q4" not in variants:
+        raise ExportError("--block-size, --asymmetric, --accuracy-level and the head and embedding options shape the q4 "
+                          "variant; add q4 to --variants")
+    kw.pop("dtype", None), kw.pop("quantize", None), kw.pop("graph", None)
+    run = Run.open(run_path)
+    spec = get_model(run.model_name)
+    run.require(WEIGHTS)
+    if spec.export is None:
+        raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) does not describe an ONNX export")
+    extra = resolve(spec.export)(run).layouts.get(layout)
+    if extra is None:
+        raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) has no {layout} layout; "
+                          "export it without --layout")
+    out = Path(out)
+    if check_target(out, Path(run_path), overwrite) == "beside":
+        raise ExportError(f"--layout {layout} goes to a new or empty folder, or replaces a previous export; "
+                          f"-o {str(out)!r} holds other files")
+    remove_stale_temps(out.parent, stem=out.name)
+    tmp = new_temp_dir(out)
+    try:
+        (tmp / "onnx").mkdir()
+        manifest: dict[str, Any] | None = None
+        made: dict[str, Any] = {}
+        external: dict[str, int] = {}
+        for name in variants:
+            suffix, how = VARIANTS[name]
+            build = tmp / f"build-{name}"
+            log(f"{layout} variant {name}:")
+            m = export(run_path, build, graph=TRACED, log=lambda line: line.startswith("exported ") or log(line), **how, **kw,
+                       **({"weights": weights} if name == "q4" and weights is not None else {}))
+            file = f"onnx/model{suffix}.onnx"
+            _move_model(build / MODEL, tmp / file)
+            if (tmp / (file + "_data")).exists():
+                external[Path(file).name] = 1
+            made[name] = {"file": file, "dtype": m["dtype"], "quantize": m["quantize"], "weights": m["weights"],
+                          "validation": m.get("validation")}
+            if manifest is None:
+                manifest = m
+                for f in m["files"]:
+                    if f not in (MANIFEST, MODEL, MODEL + ".data"):
+                        os.replace(build / f, tmp / f)
+            shutil.rmtree(build)
+        assert manifest is not None
+        for name, content in extra.items():
+            (tmp / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+        if external and (tmp / "config.json").is_file():  # transformers.js reads NAME.onnx_data only when told
+            config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
+            config.setdefault("transformers.js_config", {})["use_external_data_format"] = external
+            write_json(tmp / "config.json", config)
+        first = made[variants[0]]
+        manifest.update(model_file=first["file"], dtype=first["dtype"], quantize=first["quantize"],
+                        weights=first["weights"], layout=layout, variants=made)
+        if first["validation"] is not None:
+            manifest["validation"] = first["validation"]
+        manifest["files"] = sorted({MANIFEST, *(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())})
+        write_json(tmp / MANIFEST, manifest)
+        publish_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    size = sum(f.stat().st_size for f in (out / "onnx").iterdir())
+    log(f"exported {out} ({layout}: {', '.join(variants)}; {size / 1e6:.2f} MB)")
+    return manifest
+
+
+def main_cli(run, out, fmt: str = "onnx", layout: str = "onnx", variants: str | None = None, **kw) -> None:
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     if fmt == "hf":
         from .plugins import get_model
+
+        if layout != "onnx" or variants:
+            raise ExportError("--layout and --variants are for ONNX exports, not --format hf")
 
         r = Run.open(run)
         spec = get_model(r.model_name)
@@ -690,4 +813,10 @@ def main_cli(run, out, fmt: str = "onnx", **kw) -> None:
             raise ExportError(f"--{flag} is for ONNX exports, not --format hf")
         resolve(spec.hf_export)(r, out, overwrite=kw.get("overwrite", False), log=log)
         return
+    if layout != "onnx":
+        names = tuple(v.strip() for v in variants.split(",")) if variants else DEFAULT_VARIANTS
+        export_layout(run, out, layout=layout, variants=names, log=log, **kw)
+        return
+    if variants:
+        raise ExportError(f"--variants names the files of --layout {TRANSFORMERS_JS}; add --layout {TRANSFORMERS_JS}")
     export(run, out, log=log, **kw)

@@ -190,6 +190,10 @@ class RuntimeSpec:
     ``serve(driver, max_batch)`` (optional) returns the engine ``gentool serve`` puts a text family's
     requests through (docs/serving.md, the engine); a family without one is served at ``/v1/samples``
     through its driver's ``sample(n, seed, **options)``.
+    ``web`` (optional) is the path of an ES module that runs the family's exports in JavaScript,
+    in the browser and in Node; ``gentool demo`` copies it into the site (docs/javascript.md, the
+    driver module). ``web_check(manifest)`` (optional) returns why that module cannot run an
+    export (a graph onnxruntime-web lacks an operator for), or None.
     """
 
     name: str  # the family it runs, as written in the export manifest
@@ -198,6 +202,8 @@ class RuntimeSpec:
     sample_options: tuple[SampleOption, ...] = ()
     timing: str | Callable | None = None
     serve: str | Callable | None = None
+    web: str | None = None
+    web_check: str | Callable | None = None
     aliases: tuple[str, ...] = ()
     plugin: str = ""
 

@@ -61,11 +61,13 @@ def is_onnxruntime_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("onnxruntime")
 
 
-def load(path: str | os.PathLike, providers: list | None = None, threads: int | None = None):
+def load(path: str | os.PathLike, providers: list | None = None, threads: int | None = None,
+         variant: str | None = None):
     """Open an export folder (or its ``model.onnx``) and return the driver for its family.
 
     Every path the manifest names must lie inside the folder (symlinks followed), the graph must be
-    the one the manifest describes, and external data must stay in the folder.
+    the one the manifest describes, and external data must stay in the folder. ``variant`` picks
+    another of the model files a ``--layout transformers.js`` folder holds (``q8``, ``q4``, ...).
     """
     from ..files import inside
     from ..plugins import get_registries
@@ -80,6 +82,13 @@ def load(path: str | os.PathLike, providers: list | None = None, threads: int | 
         check_external_data(model_file)
     manifest = read_manifest(folder, model_file)
     validate_manifest(manifest, str(p))
+    if variant is not None:
+        variants = manifest.get("variants") if isinstance(manifest.get("variants"), dict) else {}
+        entry = variants.get(variant)
+        if model_file is not None or not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            have = ", ".join(variants) or "none besides its model_file"
+            raise GentoolError(f"{str(p)!r} has no model variant {variant!r} (it has: {have})")
+        manifest = {**manifest, "model_file": entry["file"]}
     if model_file is None:
         model_file = inside(folder, manifest["model_file"], "the manifest's model_file")
         if not model_file.is_file():

@@ -16,7 +16,7 @@ from gentoolkit.errors import ExportError
 from gentoolkit.export import ExportPlan
 from gentoolkit.run import Run
 
-from .hf import tokenizer_files
+from .hf import hf_config, tokenizer_files
 from .sample import load_run
 
 
@@ -185,6 +185,11 @@ def plan(run: Run) -> ExportPlan:
 
         return fused_model(model, inputs, outputs, opset)
 
+    files = {
+        # onnxruntime-genai picks its tokenizer by class: GPT2Tokenizer reads a tokenizer gentoolkit built
+        **tokenizer_files(run.path, tok, T, tokenizer_class="GPT2Tokenizer"),
+        "genai_config.json": json.dumps(genai_config(cfg, tok, Hkv, D), indent=2),
+    }
     return ExportPlan(
         module=module,
         graphs={"fused": fused},
@@ -208,13 +213,24 @@ def plan(run: Run) -> ExportPlan:
             "tokenizer_kind": tree["data"].tokenizer,
         },
         sampler_defaults=sampler,
-        files={
-            # onnxruntime-genai picks its tokenizer by class: GPT2Tokenizer reads a tokenizer gentoolkit built
-            **tokenizer_files(run.path, tok, T, tokenizer_class="GPT2Tokenizer"),
-            "genai_config.json": json.dumps(genai_config(cfg, tok, Hkv, D), indent=2),
-        },
+        files=files,
         manifest={"tokenizer": "tokenizer.json"},
+        layouts={"transformers.js": transformers_js_files(cfg, tok, files)},
     )
+
+
+def transformers_js_files(cfg, tok, files: dict[str, str]) -> dict[str, str]:
+    """What ``--layout transformers.js`` puts at the top of the folder besides the export's own files: the
+    config its pipeline reads the cache's shapes from, generation defaults that never pick the padding
+    token (as gentoolkit.runtime never does), and onnxruntime-genai's config pointing into ``onnx/``."""
+    generation = json.loads(files["generation_config.json"])
+    if tok.never_id is not None:
+        generation["bad_words_ids"] = [[tok.never_id]]
+    genai = json.loads(files["genai_config.json"])
+    genai["model"]["decoder"]["filename"] = "onnx/model.onnx"
+    return {"config.json": json.dumps(hf_config(cfg, tok, weights=False), indent=2) + "\n",
+            "generation_config.json": json.dumps(generation, indent=2) + "\n",
+            "genai_config.json": json.dumps(genai, indent=2) + "\n"}
 
 
 def _val_windows(tree, tok, block: int, n: int = 8) -> list[np.ndarray]:
@@ -238,3 +254,11 @@ def _windows(ids, block: int, n: int = 8) -> list[np.ndarray]:
         return []
     starts = np.unique(np.linspace(0, len(ids) - block - 1, n).astype(int))
     return [ids[s : s + block + 1] for s in starts]
+
+
+def web_check(manifest: dict) -> str | None:
+    """Why web/lm.mjs cannot run an export in onnxruntime-web, or None."""
+    if manifest.get("graph") == "fused":
+        return ("holds the fused graph, whose GroupQueryAttention needs onnxruntime 1.32 (Python); for the browser "
+                "export the run with --layout transformers.js or --graph traced")
+    return None

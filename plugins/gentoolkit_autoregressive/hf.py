@@ -301,8 +301,10 @@ def is_imported(meta: dict) -> bool:
 
 
 # --- export to transformers ----------------------------------------------------------------------------------------
-def hf_config(cfg, tok) -> dict[str, Any]:
-    """The transformers ``config.json`` of a run's ``[model]`` section."""
+def hf_config(cfg, tok, weights: bool = True) -> dict[str, Any]:
+    """The transformers ``config.json`` of a run's ``[model]`` section. ``weights=False``: a config that
+    describes the shapes only (transformers.js reads it beside an ONNX graph), where a GPT-2 without
+    biases is no error."""
     from .config import LlamaConfig
 
     common = {"vocab_size": cfg.vocab_size, "bos_token_id": tok.bos_id, "eos_token_id": list(tok.eos_ids)
@@ -316,7 +318,7 @@ def hf_config(cfg, tok) -> dict[str, Any]:
                 "max_position_embeddings": cfg.block_size, "rope_theta": cfg.rope_theta, "rms_norm_eps": cfg.norm_eps,
                 "tie_word_embeddings": cfg.tie_embeddings, "attention_bias": cfg.attention_bias,
                 "mlp_bias": cfg.mlp_bias, "hidden_act": "silu", "rope_scaling": None, **common}
-    if not cfg.bias:
+    if not cfg.bias and weights:
         raise GentoolError("transformers' GPT-2 always has biases; this gpt run has model.bias=false, so it has no "
                            "GPT2LMHeadModel; export it to ONNX instead")
     return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": cfg.n_embd, "n_layer": cfg.n_layer,

@@ -4,6 +4,8 @@ Only torch-free modules are imported here; the model, trainer and sampler are
 named as ``"module:attribute"`` strings and imported when used.
 """
 
+from pathlib import Path
+
 from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
 
 from .config import GPT_PRESETS, LLAMA_PRESETS, SECTIONS, GPTConfig, LlamaConfig
@@ -93,7 +95,8 @@ def register_samplers(register):
 def register_runtimes(register):
     register(RuntimeSpec(name="autoregressive", description="Exported KV-cache decoders: generate() and stream() text.",
                          load="gentoolkit_autoregressive.runtime:TextModel", sample_options=TEXT_OPTIONS,
-                         timing=f"{_P}.timing:export_cases", serve=f"{_P}.serving:make_engine"))
+                         timing=f"{_P}.timing:export_cases", serve=f"{_P}.serving:make_engine",
+                         web=str(Path(__file__).with_name("web") / "lm.mjs"), web_check=f"{_P}.export:web_check"))
 
 
 @hookimpl

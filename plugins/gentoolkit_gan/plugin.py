@@ -1,5 +1,7 @@
 """Entry point of the built-in GAN family (``gentoolkit`` group, name ``gan``). Torch-free."""
 
+from pathlib import Path
+
 from gentoolkit import LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
 
 from .config import DCGAN_PRESETS, GAN_PRESETS, SECTIONS, DCGANConfig, GANConfig
@@ -69,4 +71,4 @@ def register_samplers(register):
 def register_runtimes(register):
     register(RuntimeSpec(name="gan", description="Exported generators: sample(n, seed, truncation).",
                          load="gentoolkit_gan.runtime:GeneratorModel", sample_options=LATENT_OPTIONS,
-                         timing=f"{_P}.timing:export_cases"))
+                         timing=f"{_P}.timing:export_cases", web=str(Path(__file__).with_name("web") / "gan.mjs")))

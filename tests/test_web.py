@@ -1,0 +1,267 @@
+"""Exports in JavaScript: transformers.js' pipeline on a --layout transformers.js folder, the JS clients
+(web/lm.mjs, web/gan.mjs) in Node, and the gentool demo site in Debian's chromium driven by Playwright.
+
+Node packages come from tests/js/package-lock.json (npm ci, once); .ci/run installs chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gentoolkit.runtime import load
+
+from .conftest import ROOT, one_error_line, run_cli, train_tiny
+
+JS = ROOT / "tests" / "js"
+PACKAGES = ("@huggingface/transformers", "@huggingface/tokenizers", "onnxruntime-node", "onnxruntime-web",
+            "playwright-core")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+LM = ROOT / "plugins" / "gentoolkit_autoregressive" / "web" / "lm.mjs"
+GAN = ROOT / "plugins" / "gentoolkit_gan" / "web" / "gan.mjs"
+# one run per family and tokenizer pair, each with a prompt its greedy text does something with
+WEB_RUNS = {"gpt-char": ("gpt", "char", "Retu"), "gpt-bpe": ("gpt", "bpe", "The "),
+            "llama-byte": ("llama", "byte", "the value of"), "llama-bpe": ("llama", "bpe", "A list is ")}
+LONGER = ["train.lr=1e-2", "train.batch_size=16", "train.eval_interval=300"]  # 300 steps: greedy text that is more than one repeated token
+
+
+def node(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["node", *args], cwd=JS, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("the JavaScript tests need Node.js and npm (Debian: apt-get install nodejs npm)")
+    if not all((JS / "node_modules" / p / "package.json").is_file() for p in PACKAGES):
+        subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=900)
+    return JS / "node_modules"
+
+
+@pytest.fixture(scope="session")
+def web_exports(tmp_path_factory, corpus) -> dict[str, Path]:
+    """The four text runs, each exported with --layout transformers.js (fp32, q8, q4)."""
+    base = tmp_path_factory.mktemp("web")
+    out = {}
+    for name, (model, tokenizer, _) in WEB_RUNS.items():
+        run = train_tiny(model, base / f"run-{name}", corpus, steps=300,
+                         extra=[f"data.tokenizer={tokenizer}", *LONGER])
+        r = run_cli("export", str(run), "-o", str(base / name), "--layout", "transformers.js")
+        assert r.exit_code == 0, r.output
+        out[name] = base / name
+    return out
+
+
+def python_greedy(folder: Path, prompt: str, n: int, variant: str | None = None) -> str:
+    return load(folder, variant=variant).generate(prompt, max_new_tokens=n, temperature=0)
+
+
+# --- the transformers.js layout -----------------------------------------------------------------------------------
+def test_layout_is_the_one_transformers_js_loads(web_exports):
+    folder = web_exports["llama-byte"]
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert names == ["config.json", "genai_config.json", "generation_config.json", "gentoolkit.json", "onnx/model.onnx",
+                     "onnx/model_q4.onnx", "onnx/model_quantized.onnx", "tokenizer.json", "tokenizer_config.json"]
+    manifest = json.loads((folder / "gentoolkit.json").read_text())
+    assert manifest["layout"] == "transformers.js" and manifest["model_file"] == "onnx/model.onnx"
+    assert sorted(manifest["files"]) == names
+    assert {k: v["file"] for k, v in manifest["variants"].items()} == {
+        "fp32": "onnx/model.onnx", "q8": "onnx/model_quantized.onnx", "q4": "onnx/model_q4.onnx"}
+    assert manifest["variants"]["q4"]["weights"]["bits"] == 4 and manifest["variants"]["q8"]["quantize"] == "int8"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "llama" and config["num_key_value_heads"] == manifest["runtime"]["n_kv_head"]
+    generation = json.loads((folder / "generation_config.json").read_text())
+    assert generation["bad_words_ids"] == [[manifest["runtime"]["pad_token_id"]]]  # never generated, as in gentoolkit
+    assert json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]["filename"] == "onnx/model.onnx"
+
+
+def test_transformers_js_pipeline_gives_the_runtimes_greedy_text(web_exports, node_modules, tmp_path):
+    # transformers.js does not move the window: prompt and new tokens stay within the context of 32
+    cases = [{"dir": str(web_exports[name]), "prompt": prompt, "max_new_tokens": 16, "dtype": dtype}
+             for name, (_, _, prompt) in WEB_RUNS.items() for dtype in ("fp32", "q8", "q4")]
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    r = node("transformers_js.mjs", str(tmp_path / "cases.json"))
+    assert r.returncode == 0, r.stderr
+    variant = {"fp32": None, "q8": "q8", "q4": "q4"}
+    for case in json.loads(r.stdout.splitlines()[-1]):
+        expected = case["prompt"] + python_greedy(Path(case["dir"]), case["prompt"], 16, variant[case["dtype"]])
+        assert case["text"] == expected, (case["dir"], case["dtype"])
+    assert len({c["text"] for c in json.loads(r.stdout.splitlines()[-1])}) > 3  # the runs say different things
+
+
+def test_gentool_sample_reads_the_layout(web_exports):
+    name = "gpt-char"
+    r = run_cli("sample", str(web_exports[name]), "--greedy", "--prompt", "Retu", "--max-new-tokens", "24")
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("Retu" + python_greedy(web_exports[name], "Retu", 24))
+
+
+def test_layout_with_external_data(gpt_run, node_modules, tmp_path):
+    from gentoolkit.export import export_layout
+
+    out = tmp_path / "tjs"
+    export_layout(gpt_run, out, variants=("fp32",), external_data_bytes=0, log=lambda m: None)
+    assert (out / "onnx" / "model.onnx_data").is_file() and not (out / "onnx" / "model.onnx.data").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["transformers.js_config"]["use_external_data_format"] == {"model.onnx": 1}
+    (tmp_path / "cases.json").write_text(json.dumps([{"dir": str(out), "prompt": "The ", "max_new_tokens": 12}]))
+    r = node("transformers_js.mjs", str(tmp_path / "cases.json"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])[0]["text"] == "The " + python_greedy(out, "The ", 12)
+    # a second export replaces the first in one step
+    export_layout(gpt_run, out, variants=("fp32", "q4"), log=lambda m: None)
+    assert sorted(p.name for p in (out / "onnx").iterdir()) == ["model.onnx", "model_q4.onnx"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--graph", "fused"], "traced graph"),
+    (["--dtype", "int4"], "--variants"),
+    (["--variants", "fp32,q3"], "fp32, fp16, q8, q4"),
+    (["--variants", "fp32", "--block-size", "64"], "add q4"),
+])
+def test_layout_errors(gpt_run, tmp_path, args, message):
+    error = one_error_line(run_cli("export", str(gpt_run), "-o", str(tmp_path / "o"), "--layout", "transformers.js",
+                                   *args))
+    assert message in error and not (tmp_path / "o").exists()
+
+
+def test_layout_needs_a_family_that_has_it(gan_run, gpt_run, tmp_path):
+    assert "no transformers.js layout" in one_error_line(
+        run_cli("export", str(gan_run), "-o", str(tmp_path / "o"), "--layout", "transformers.js"))
+    assert "--layout transformers.js" in one_error_line(
+        run_cli("export", str(gpt_run), "-o", str(tmp_path / "o"), "--variants", "q4"))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert "holds other files" in one_error_line(run_cli(
+        "export", str(gpt_run), "-o", str(tmp_path / "mine"), "--layout", "transformers.js", "--overwrite"))
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+# --- the JavaScript clients in Node ---------------------------------------------------------------------------------
+def test_lm_mjs_gives_the_runtimes_text(web_exports, node_modules):
+    for name, (_, _, prompt) in WEB_RUNS.items():  # 40 tokens: past the context of 32, where the window moves
+        r = node(str(LM), str(web_exports[name]), prompt, "--max-new-tokens", "40", "--json")
+        assert r.returncode == 0, r.stderr
+        result = json.loads(r.stdout)
+        assert result["text"] == python_greedy(web_exports[name], prompt, 40), name
+        assert result["tokens_per_s"] > 0
+    sampled = [node(str(LM), str(web_exports["llama-bpe"]), "A", "--temperature", "1", "--top-k", "20", "--seed", "7",
+                    "--json").stdout for _ in range(2)]
+    assert json.loads(sampled[0])["text"] == json.loads(sampled[1])["text"]  # the seed decides
+
+
+def test_lm_mjs_refuses_a_tokenizer_it_cannot_read(web_exports, node_modules, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(web_exports["gpt-char"], broken)
+    (broken / "tokenizer.json").write_text('{"model": {"type": "Nonesuch"}}')
+    r = node(str(LM), str(broken), "The ")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("Error: ") and "cannot read its tokenizer" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    (broken / "tokenizer.json").unlink()
+    r = node(str(LM), str(broken), "The ")
+    assert r.returncode == 1 and "cannot read its tokenizer" in r.stderr
+
+
+def test_lm_mjs_refuses_what_it_cannot_run(exports, node_modules, tmp_path):
+    fused = node(str(LM), str(exports["gpt"]), "The ")  # the conftest export: the fused graph
+    assert fused.returncode == 1 and "fused graph" in fused.stderr and "--layout transformers.js" in fused.stderr
+    gan = node(str(LM), str(exports["gan"]))
+    assert gan.returncode == 1 and "not a language model" in gan.stderr
+    missing = node(str(LM), str(tmp_path))
+    assert missing.returncode == 1 and "not an export folder" in missing.stderr
+
+
+@pytest.mark.parametrize("name", ["gan", "dcgan"])
+def test_gan_mjs_matches_onnxruntime_in_python(exports, node_modules, name):
+    folder = exports[name]
+    r = node(str(GAN), str(folder), "--n", "5", "--seed", "3", "--truncation", "0.7", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    manifest = json.loads((folder / "gentoolkit.json").read_text())
+    rt = manifest["runtime"]
+    assert result["dims"] == [5, *rt["sample_shape"]]
+    z = np.array(result["z"], dtype=np.float32).reshape(5, rt["z_dim"])
+    assert np.abs(z).max() <= 0.7 and z.std() > 0.2  # truncated, not constant
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(folder / manifest["model_file"]), providers=["CPUExecutionProvider"])
+    (expected,) = session.run(["samples"], {"z": z})
+    np.testing.assert_allclose(np.array(result["samples"]).reshape(expected.shape), expected, atol=1e-5)
+    again = json.loads(node(str(GAN), str(folder), "--n", "5", "--seed", "3", "--truncation", "0.7", "--json").stdout)
+    assert again["z"] == result["z"]
+
+
+# --- the demo site in a real browser -----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def demo_site(tmp_path_factory, web_exports, exports, node_modules) -> Path:
+    site = tmp_path_factory.mktemp("demo") / "site"
+    r = run_cli("demo", *map(str, web_exports.values()), str(exports["gan"]), str(exports["dcgan"]), "-o", str(site),
+                "--node-modules", str(node_modules))
+    assert r.exit_code == 0, r.output
+    return site
+
+
+def test_demo_site_holds_everything_it_runs(demo_site):
+    meta = json.loads((demo_site / "site.json").read_text())
+    assert [m["name"] for m in meta["models"]] == [*WEB_RUNS, "gan", "dcgan"]
+    for m in meta["models"]:
+        assert (demo_site / m["driver"]).is_file()
+        assert (demo_site / m["path"] / "gentoolkit.json").is_file()
+    # a transformers.js folder brings only the variant the page runs
+    assert sorted(p.name for p in (demo_site / "models" / "gpt-char" / "onnx").iterdir()) == ["model.onnx"]
+    page = (demo_site / "index.html").read_text() + (demo_site / "app.mjs").read_text()
+    assert "http" not in page.replace("http-equiv", "")  # no CDN: every import is relative
+
+
+def test_demo_in_chromium(demo_site, web_exports, tmp_path):
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does")
+    server = subprocess.Popen([sys.executable, "-m", "gentoolkit", "demo", "--serve", "-o", str(demo_site), "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        line = server.stdout.readline()
+        assert "serving" in line, line
+        url = line.split(" at ")[1].split()[0]
+        cases = {"text": {name: {"prompt": prompt, "max_new_tokens": 40} for name, (_, _, prompt) in WEB_RUNS.items()},
+                 "gan": {"gan": {"n": 1000}, "dcgan": {"n": 16}}}
+        (tmp_path / "cases.json").write_text(json.dumps(cases))
+        shots = Path(os.environ.get("GENTOOLKIT_SCREENSHOTS") or tmp_path / "screenshots")
+        r = node("browser.mjs", url, str(tmp_path / "cases.json"), str(shots), timeout=600)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.splitlines()[-1])
+    assert out["ready"] == "true" and out["errors"] == [], out["errors"]
+    assert [c for c in out["console"] if c.startswith(("error", "pageerror"))] == []
+    assert all(u.startswith(url) or u.startswith("data:") for u in out["requests"])  # nothing from elsewhere
+    for name, (_, _, prompt) in WEB_RUNS.items():
+        got = out["text"][name]
+        assert got["text"] == python_greedy(web_exports[name], prompt, 40), name
+        assert got["shown"] == got["text"] and got["tokens_per_s"] > 0  # streamed into the page whole
+    for name, n in (("gan", 1000), ("dcgan", 16)):
+        assert out["gan"][name]["dims"][0] == n and out["gan"][name]["inked"] > 0.005, out["gan"][name]
+    assert all(f"{name}" in out["race"] for name in [*WEB_RUNS, "gan", "dcgan"]) and out["race"].count("done") == 6
+    assert (shots / "demo.png").stat().st_size > 10_000
+
+
+def test_demo_errors(tmp_path, exports, gan_run, node_modules):
+    site = tmp_path / "site"
+    assert "not an export folder" in one_error_line(run_cli("demo", str(gan_run), "-o", str(site)))
+    assert "fused graph" in one_error_line(run_cli("demo", str(exports["gpt"]), "-o", str(site)))
+    (tmp_path / "empty").mkdir()
+    assert "lacks onnxruntime-web" in one_error_line(
+        run_cli("demo", str(exports["gan"]), "-o", str(site), "--node-modules", str(tmp_path / "empty")))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "index.html").write_text("mine")
+    assert "not a gentool demo site" in one_error_line(
+        run_cli("demo", str(exports["gan"]), "-o", str(tmp_path / "mine"), "--node-modules", str(node_modules)))
+    assert (tmp_path / "mine" / "index.html").read_text() == "mine" and not site.exists()
+    assert "not a site made by gentool demo" in one_error_line(run_cli("demo", "--serve", "-o", str(tmp_path / "mine")))
