@@ -232,7 +232,7 @@ def test_demo_in_chromium(demo_site, web_exports, tmp_path):
         cases = {"text": {name: {"prompt": prompt, "max_new_tokens": 40} for name, (_, _, prompt) in WEB_RUNS.items()},
                  "gan": {"gan": {"n": 1000}, "dcgan": {"n": 16}}}
         (tmp_path / "cases.json").write_text(json.dumps(cases))
-        shots = Path(os.environ.get("GENTOOLKIT_SCREENSHOTS") or tmp_path / "screenshots")
+        shots = Path(os.environ.get("GENTOOLKIT_SCREENSHOTS") or tmp_path / "screenshots").resolve()
         r = node("browser.mjs", url, str(tmp_path / "cases.json"), str(shots), timeout=600)
     finally:
         server.terminate()

@@ -14,6 +14,42 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Draw samples on a canvas in the data's own layout: points for 2-D data (the first two features),
+// a grid of images for NCHW, each pixel mapped from [low, high]. Lent to every driver's panel.
+function draw(canvas, { samples, dims }, { low = 0, high = 1, layout = "NC" } = {}) {
+  const g = canvas.getContext("2d");
+  g.fillStyle = "#fff";
+  g.fillRect(0, 0, canvas.width, canvas.height);
+  if (layout === "NCHW") {
+    const [n, c, h, w] = dims, cols = Math.ceil(Math.sqrt(n)), cell = Math.floor(canvas.width / cols);
+    const image = g.createImageData(w, h), tile = document.createElement("canvas");
+    tile.width = w;
+    tile.height = h;
+    g.imageSmoothingEnabled = false;
+    for (let k = 0; k < n; k++) {
+      for (let p = 0; p < h * w; p++) {
+        for (let ch = 0; ch < 3; ch++) {
+          const v = samples[k * c * h * w + (c === 3 ? ch : 0) * h * w + p];
+          image.data[4 * p + ch] = Math.max(0, Math.min(255, Math.round(255 * (v - low) / (high - low))));
+        }
+        image.data[4 * p + 3] = 255;
+      }
+      tile.getContext("2d").putImageData(image, 0, 0);
+      g.drawImage(tile, (k % cols) * cell, Math.floor(k / cols) * cell, cell - 1, cell - 1);
+    }
+    return;
+  }
+  const [n, d] = dims;
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < n * d; i++) { lo = Math.min(lo, samples[i]); hi = Math.max(hi, samples[i]); }
+  const pad = 0.1 * (hi - lo || 1), scale = (v) => (v - lo + pad) / (hi - lo + 2 * pad);
+  g.fillStyle = "rgba(31, 119, 180, 0.55)";
+  for (let k = 0; k < n; k++) {
+    const x = scale(samples[k * d]), y = d > 1 ? scale(samples[k * d + 1]) : 0.5;
+    g.fillRect(x * canvas.width - 1.5, (1 - y) * canvas.height - 1.5, 3, 3);
+  }
+}
+
 function source(base, name) {
   const get = async (file) => {
     const response = await fetch(new URL(file, base));
@@ -38,7 +74,7 @@ async function main() {
       const driver = await import(new URL(entry.driver, document.baseURI).href);
       const t0 = performance.now();
       const model = await driver.load(source(new URL(entry.path, document.baseURI), entry.name), { ort, Tokenizer });
-      const control = driver.mount(panel, model, { el });
+      const control = driver.mount(panel, model, { el, draw });
       panel.dataset.loadMs = (performance.now() - t0).toFixed(1);
       panels.push({ entry, panel, control });
     } catch (err) {

@@ -6,7 +6,7 @@
 //
 // As a module (what `gentool demo` loads in the browser):
 //   const gan = await load(source, { ort });      // source: { json(name), bytes(name) }
-//   const { samples, dims, ms } = await gan.sample(64, { seed: 0, truncation: 0 });
+//   const { z, samples, dims, ms } = await gan.sample(64, { seed: 0, truncation: 0 });
 
 export const family = "gan";
 
@@ -72,44 +72,9 @@ export class Generator {
   }
 }
 
-// Draw samples on a canvas: points for 2-D data, a grid of images for NCHW.
-export function draw(canvas, gen, { samples, dims }) {
-  const g = canvas.getContext("2d");
-  const { low, high, layout } = gen.rt;
-  g.fillStyle = "#fff";
-  g.fillRect(0, 0, canvas.width, canvas.height);
-  if (layout === "NCHW") {
-    const [n, c, h, w] = dims, cols = Math.ceil(Math.sqrt(n)), cell = Math.floor(canvas.width / cols);
-    const image = g.createImageData(w, h), tile = document.createElement("canvas");
-    tile.width = w;
-    tile.height = h;
-    for (let k = 0; k < n; k++) {
-      for (let p = 0; p < h * w; p++) {
-        for (let ch = 0; ch < 3; ch++) {
-          const v = samples[k * c * h * w + (c === 3 ? ch : 0) * h * w + p];
-          image.data[4 * p + ch] = Math.max(0, Math.min(255, Math.round(255 * (v - low) / (high - low))));
-        }
-        image.data[4 * p + 3] = 255;
-      }
-      tile.getContext("2d").putImageData(image, 0, 0);
-      g.imageSmoothingEnabled = false;
-      g.drawImage(tile, (k % cols) * cell, Math.floor(k / cols) * cell, cell - 1, cell - 1);
-    }
-    return;
-  }
-  const [n, d] = dims;
-  let lo = Infinity, hi = -Infinity;
-  for (let i = 0; i < n * d; i++) { lo = Math.min(lo, samples[i]); hi = Math.max(hi, samples[i]); }
-  const pad = 0.1 * (hi - lo || 1), scale = (v) => (v - lo + pad) / (hi - lo + 2 * pad);
-  g.fillStyle = "rgba(31, 119, 180, 0.55)";
-  for (let k = 0; k < n; k++) {
-    const x = scale(samples[k * d]), y = d > 1 ? scale(samples[k * d + 1]) : 0.5;
-    g.fillRect(x * canvas.width - 1.5, (1 - y) * canvas.height - 1.5, 3, 3);
-  }
-}
-
 // The demo page's panel (gentool demo): seed, truncation, how many, the drawing and its timing.
-export function mount(panel, gen, { el }) {
+// The page lends `el` (make an element) and `draw` (points or an image grid on a canvas).
+export function mount(panel, gen, { el, draw }) {
   const images = gen.rt.layout === "NCHW";
   const num = (name, value, attrs = {}) => el("label", {}, name,
     el("input", { type: "number", value, "data-testid": name, ...attrs }));
@@ -129,7 +94,7 @@ export function mount(panel, gen, { el }) {
     button.disabled = true;
     const n = Number(count.querySelector("input").value);
     const result = await gen.sample(n, { seed: Number(seed.querySelector("input").value), truncation: Number(trunc.value) });
-    draw(canvas, gen, result);
+    draw(canvas, result, gen.rt);
     stats.textContent = `${n} samples in one pass: ${result.ms.toFixed(1)} ms (${(1000 * result.ms_per_sample).toFixed(1)} µs per sample)`;
     panel.dataset.result = JSON.stringify({ n, dims: result.dims, ms: result.ms, ms_per_sample: result.ms_per_sample });
     button.disabled = false;

@@ -4,6 +4,8 @@ Every registration names its code lazily (``"module:attribute"``), so ``gentool 
 and ``gentool plugins`` never import torch on this plugin's behalf.
 """
 
+from pathlib import Path
+
 from gentoolkit import LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
 
 from .config import PRESETS, SECTIONS, DDPMConfig
@@ -54,4 +56,5 @@ def register_samplers(register):
 @hookimpl
 def register_runtimes(register):
     register(RuntimeSpec(name="diffusion", load=f"{_P}.runtime:DiffusionModel", sample_options=DIFFUSION_OPTIONS,
-                         description="Exported denoisers: sample(n, seed, steps, sampler, eta), the loop in numpy."))
+                         description="Exported denoisers: sample(n, seed, steps, sampler, eta), the loop in numpy.",
+                         web=str(Path(__file__).with_name("web") / "diffusion.mjs")))

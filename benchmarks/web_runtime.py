@@ -1,0 +1,147 @@
+"""Per text token and per GAN sample in the browser (onnxruntime-web, headless chromium), in Node
+(onnxruntime-node, the JS clients) and in Python (gentoolkit.runtime), side by side in one run.
+
+Usage: python benchmarks/web_runtime.py [--repeat 5] [--node-modules tests/js/node_modules]
+
+The models are the families' default shapes (gpt and llama 0.8M parameters, the ring GAN, the
+digits DCGAN) and a 10M-parameter gpt (6 layers, 384 wide), trained two steps: speed does not
+depend on the weights. Text: greedy, 64 new tokens after "The ", fp32 traced graph (the one the
+browser runs), batch 1. GAN: one pass of 1000 points or 16 images. Each path's median of
+--repeat runs; the ratio is to Python's on the same model. Needs `npm ci` in tests/js and
+Debian's chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+JS = ROOT / "tests" / "js"
+PROMPT, NEW = "The ", 64
+TEXT = {"gpt": ("gpt", []), "llama": ("llama", []),
+        "gpt-10M": ("gpt", ["model.n_layer=6", "model.n_head=6", "model.n_embd=384", "model.block_size=256"])}
+GANS = {"gan": ("gan", ["--data", "ring"], 1000), "dcgan": ("dcgan", [], 16)}
+
+
+def gentool(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "gentoolkit", *args], check=True, capture_output=True, cwd=ROOT)
+
+
+def build(base: Path) -> dict[str, Path]:
+    from pydoc_data.topics import topics
+
+    corpus = base / "corpus.txt"
+    corpus.write_text("\n\n".join(topics[k] for k in sorted(topics))[:200_000], encoding="utf-8")
+    out = {}
+    for name, (model, sets) in TEXT.items():
+        run = base / f"run-{name}"
+        gentool("train", model, "--data", str(corpus), "--out", str(run), "--steps", "2", "--device", "cpu",
+                *[a for s in sets for a in ("--set", s)])
+        gentool("export", str(run), "-o", str(base / name), "--layout", "transformers.js", "--variants", "fp32")
+        out[name] = base / name
+    for name, (model, data, _) in GANS.items():
+        run = base / f"run-{name}"
+        gentool("train", model, *data, "--out", str(run), "--steps", "2", "--device", "cpu")
+        gentool("export", str(run), "-o", str(base / name))
+        out[name] = base / name
+    return out
+
+
+def python_figures(folders: dict[str, Path], repeat: int) -> dict[str, float]:
+    from gentoolkit.runtime import load
+    from gentoolkit.runtime.generation import generate_tokens
+    from gentoolkit_autoregressive.samplers import make_greedy
+
+    res = {}
+    for name in TEXT:
+        lm = load(folders[name], threads=1)
+        ids = lm.tokenizer.encode(PROMPT)
+        per = []
+        for _ in range(repeat):
+            steps = generate_tokens(lm.decoder, [ids], sampler=make_greedy(), max_new_tokens=NEW,
+                                    pad_id=lm.tokenizer.pad_id, eos_id=None)
+            next(steps)
+            t1 = time.perf_counter()
+            n = sum(1 for _ in steps)
+            per.append(1000 * (time.perf_counter() - t1) / n)
+        res[name] = statistics.median(per)
+    for name, (_, _, n) in GANS.items():
+        gan = load(folders[name], threads=1)
+        z = np.random.default_rng(0).standard_normal((n, gan.z_dim)).astype(np.float32)
+        gan.generate_from(z)
+        per = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            gan.generate_from(z)
+            per.append(1000 * (time.perf_counter() - t0) / n)
+        res[name] = statistics.median(per)
+    return res
+
+
+def node_figures(folders: dict[str, Path], repeat: int) -> dict[str, float]:
+    lm, gan = ROOT / "plugins/gentoolkit_autoregressive/web/lm.mjs", ROOT / "plugins/gentoolkit_gan/web/gan.mjs"
+    res = {}
+    for name in TEXT:
+        runs = [json.loads(subprocess.run(["node", str(lm), str(folders[name]), PROMPT, "--max-new-tokens", str(NEW),
+                                           "--json"], cwd=JS, check=True, capture_output=True, text=True).stdout)
+                for _ in range(repeat)]
+        res[name] = statistics.median(r["ms_per_token"] for r in runs)
+    for name, (_, _, n) in GANS.items():
+        runs = [json.loads(subprocess.run(["node", str(gan), str(folders[name]), "--n", str(n), "--json"], cwd=JS,
+                                          check=True, capture_output=True, text=True).stdout) for _ in range(repeat)]
+        res[name] = statistics.median(r["ms_per_sample"] for r in runs)  # a fresh process: the first pass
+    return res
+
+
+def browser_figures(folders: dict[str, Path], base: Path, repeat: int, node_modules: str) -> tuple[dict, str]:
+    site = base / "site"
+    gentool("demo", *map(str, folders.values()), "-o", str(site), "--node-modules", node_modules)
+    server = subprocess.Popen([sys.executable, "-m", "gentoolkit", "demo", "--serve", "-o", str(site), "--port", "0"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().split(" at ")[1].split()[0]
+        cases = {"text": {n: {"prompt": PROMPT, "max_new_tokens": NEW} for n in TEXT},
+                 "gan": {n: {"n": k} for n, (_, _, k) in GANS.items()},
+                 "timing": {n: {"repeat": repeat} for n in [*TEXT, *GANS]}}
+        (base / "cases.json").write_text(json.dumps(cases))
+        out = json.loads(subprocess.run(["node", "browser.mjs", url, str(base / "cases.json"), ""], cwd=JS, check=True,
+                                        capture_output=True, text=True).stdout.splitlines()[-1])
+    finally:
+        server.terminate()
+        server.wait()
+    res = {n: statistics.median(r["ms_per_token"] for r in out["timing"][n]) for n in TEXT}
+    res.update({n: statistics.median(r["ms_per_sample"] for r in out["timing"][n]) for n in GANS})
+    return res, out["status"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--node-modules", default=str(JS / "node_modules"))
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        folders = build(base)
+        py = python_figures(folders, args.repeat)
+        nd = node_figures(folders, args.repeat)
+        web, status = browser_figures(folders, base, args.repeat, args.node_modules)
+    print(f"browser: headless chromium, {status}; Node: onnxruntime-node, 1 thread; Python: gentoolkit.runtime, 1 thread")
+    print(f"{'model':<10} {'what':<20} {'Python':>10} {'Node':>10} {'browser':>10} {'browser/Python':>15}")
+    for name in [*TEXT, *GANS]:
+        what = "ms per token" if name in TEXT else f"µs per sample ({GANS[name][2]})"
+        k = 1 if name in TEXT else 1000
+        print(f"{name:<10} {what:<20} {k * py[name]:>10.3f} {k * nd[name]:>10.3f} {k * web[name]:>10.3f} "
+              f"{web[name] / py[name]:>14.1f}x")
+
+
+if __name__ == "__main__":
+    main()
