@@ -37,7 +37,6 @@ class GivenNoise:
 
 def test_diffusion_mjs_runs_the_python_samplers_loop(ring_export, node_cwd, tmp_path):
     from gentoolkit.runtime import load
-
     from gentoolkit_diffusion.samplers import DiffusionSampler
 
     model = load(ring_export)
