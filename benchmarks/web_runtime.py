@@ -102,22 +102,26 @@ def node_figures(folders: dict[str, Path], repeat: int) -> dict[str, float]:
     return res
 
 
-def browser_figures(folders: dict[str, Path], base: Path, repeat: int, node_modules: str) -> tuple[dict, str]:
+def browser_figures(folders: dict[str, Path], base: Path, repeat: int, node_modules: str, isolate: bool) -> tuple[dict, str]:
+    """The demo in headless chromium: cross-origin isolated (threads), or not (one thread)."""
+    import threading
+
+    from gentoolkit.demo import serve
+
     site = base / "site"
-    gentool("demo", *map(str, folders.values()), "-o", str(site), "--node-modules", node_modules)
-    server = subprocess.Popen([sys.executable, "-m", "gentoolkit", "demo", "--serve", "-o", str(site), "--port", "0"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        url = server.stdout.readline().split(" at ")[1].split()[0]
-        cases = {"text": {n: {"prompt": PROMPT, "max_new_tokens": NEW} for n in TEXT},
-                 "gan": {n: {"n": k} for n, (_, _, k) in GANS.items()},
-                 "timing": {n: {"repeat": repeat} for n in [*TEXT, *GANS]}}
-        (base / "cases.json").write_text(json.dumps(cases))
-        out = json.loads(subprocess.run(["node", "browser.mjs", url, str(base / "cases.json"), ""], cwd=JS, check=True,
-                                        capture_output=True, text=True).stdout.splitlines()[-1])
-    finally:
-        server.terminate()
-        server.wait()
+    if not site.exists():
+        gentool("demo", *map(str, folders.values()), "-o", str(site), "--node-modules", node_modules)
+    got = {}
+    ready = threading.Event()
+    threading.Thread(target=serve, args=(site,), kwargs={"port": 0, "log": lambda m: None, "isolate": isolate,
+                     "ready": lambda url: (got.setdefault("url", url), ready.set())}, daemon=True).start()
+    ready.wait(30)
+    cases = {"text": {n: {"prompt": PROMPT, "max_new_tokens": NEW} for n in TEXT},
+             "gan": {n: {"n": k} for n, (_, _, k) in GANS.items()},
+             "timing": {n: {"repeat": repeat} for n in [*TEXT, *GANS]}}
+    (base / "cases.json").write_text(json.dumps(cases))
+    out = json.loads(subprocess.run(["node", "browser.mjs", got["url"], str(base / "cases.json"), ""], cwd=JS,
+                                    check=True, capture_output=True, text=True).stdout.splitlines()[-1])
     res = {n: statistics.median(r["ms_per_token"] for r in out["timing"][n]) for n in TEXT}
     res.update({n: statistics.median(r["ms_per_sample"] for r in out["timing"][n]) for n in GANS})
     return res, out["status"]
@@ -133,14 +137,16 @@ def main():
         folders = build(base)
         py = python_figures(folders, args.repeat)
         nd = node_figures(folders, args.repeat)
-        web, status = browser_figures(folders, base, args.repeat, args.node_modules)
-    print(f"browser: headless chromium, {status}; Node: onnxruntime-node, 1 thread; Python: gentoolkit.runtime, 1 thread")
-    print(f"{'model':<10} {'what':<20} {'Python':>10} {'Node':>10} {'browser':>10} {'browser/Python':>15}")
+        web1, status1 = browser_figures(folders, base, args.repeat, args.node_modules, isolate=False)
+        web, status = browser_figures(folders, base, args.repeat, args.node_modules, isolate=True)
+    print(f"browser: headless chromium ({status1}; isolated: {status.split(', ')[-1]}); Node: onnxruntime-node, "
+          "1 thread; Python: gentoolkit.runtime, 1 thread")
+    print(f"{'model':<9} {'what':<21} {'Python':>8} {'Node':>8} {'browser 1':>10} {'browser 2':>10} {'1 / Python':>11}")
     for name in [*TEXT, *GANS]:
         what = "ms per token" if name in TEXT else f"µs per sample ({GANS[name][2]})"
         k = 1 if name in TEXT else 1000
-        print(f"{name:<10} {what:<20} {k * py[name]:>10.3f} {k * nd[name]:>10.3f} {k * web[name]:>10.3f} "
-              f"{web[name] / py[name]:>14.1f}x")
+        print(f"{name:<9} {what:<21} {k * py[name]:>8.3f} {k * nd[name]:>8.3f} {k * web1[name]:>10.3f} "
+              f"{k * web[name]:>10.3f} {web1[name] / py[name]:>10.1f}x")
 
 
 if __name__ == "__main__":

@@ -155,9 +155,11 @@ def build(paths: list[str | Path], out: str | Path, *, node_modules: str | Path 
     return out
 
 
-def serve(site: str | Path, host: str = "127.0.0.1", port: int = 8000, log=print, ready=None) -> None:
+def serve(site: str | Path, host: str = "127.0.0.1", port: int = 8000, log=print, ready=None,
+          isolate: bool = True) -> None:
     """Serve ``site`` until interrupted. The headers make the page cross-origin isolated, so that
-    onnxruntime-web may use threads; ``ready(url)`` is called once it listens."""
+    onnxruntime-web may use threads (``isolate=False`` leaves them out: one thread, as on a plain
+    static host); ``ready(url)`` is called once it listens."""
     import functools
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
@@ -170,8 +172,9 @@ def serve(site: str | Path, host: str = "127.0.0.1", port: int = 8000, log=print
                           ".wasm": "application/wasm", ".json": "application/json", ".onnx": "application/octet-stream"}
 
         def end_headers(self):
-            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+            if isolate:
+                self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+                self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
             self.send_header("Cache-Control", "no-cache")
             super().end_headers()
 

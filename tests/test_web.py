@@ -200,17 +200,28 @@ def test_gan_mjs_matches_onnxruntime_in_python(exports, node_modules, name):
 
 # --- the demo site in a real browser -----------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def demo_site(tmp_path_factory, web_exports, exports, node_modules) -> Path:
+def external_export(tmp_path_factory, gpt_run) -> Path:
+    """A layout export whose weights sit in onnx/model.onnx_data: the browser gets them as externalData."""
+    from gentoolkit.export import export_layout
+
+    out = tmp_path_factory.mktemp("external") / "gpt-external"
+    export_layout(gpt_run, out, variants=("fp32",), external_data_bytes=0, log=lambda m: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_site(tmp_path_factory, web_exports, exports, external_export, node_modules) -> Path:
     site = tmp_path_factory.mktemp("demo") / "site"
-    r = run_cli("demo", *map(str, web_exports.values()), str(exports["gan"]), str(exports["dcgan"]), "-o", str(site),
-                "--node-modules", str(node_modules))
+    r = run_cli("demo", *map(str, web_exports.values()), str(exports["gan"]), str(exports["dcgan"]),
+                str(external_export), "-o", str(site), "--node-modules", str(node_modules))
     assert r.exit_code == 0, r.output
     return site
 
 
 def test_demo_site_holds_everything_it_runs(demo_site):
     meta = json.loads((demo_site / "site.json").read_text())
-    assert [m["name"] for m in meta["models"]] == [*WEB_RUNS, "gan", "dcgan"]
+    assert [m["name"] for m in meta["models"]] == [*WEB_RUNS, "gan", "dcgan", "gpt-external"]
+    assert (demo_site / "models" / "gpt-external" / "onnx" / "model.onnx_data").is_file()
     for m in meta["models"]:
         assert (demo_site / m["driver"]).is_file()
         assert (demo_site / m["path"] / "gentoolkit.json").is_file()
@@ -220,7 +231,7 @@ def test_demo_site_holds_everything_it_runs(demo_site):
     assert "http" not in page.replace("http-equiv", "")  # no CDN: every import is relative
 
 
-def test_demo_in_chromium(demo_site, web_exports, tmp_path):
+def test_demo_in_chromium(demo_site, web_exports, external_export, tmp_path):
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does")
     server = subprocess.Popen([sys.executable, "-m", "gentoolkit", "demo", "--serve", "-o", str(demo_site), "--port", "0"],
@@ -229,7 +240,8 @@ def test_demo_in_chromium(demo_site, web_exports, tmp_path):
         line = server.stdout.readline()
         assert "serving" in line, line
         url = line.split(" at ")[1].split()[0]
-        cases = {"text": {name: {"prompt": prompt, "max_new_tokens": 40} for name, (_, _, prompt) in WEB_RUNS.items()},
+        cases = {"text": {name: {"prompt": prompt, "max_new_tokens": 40} for name, (_, _, prompt) in WEB_RUNS.items()}
+                 | {"gpt-external": {"prompt": "The ", "max_new_tokens": 40}},
                  "gan": {"gan": {"n": 1000}, "dcgan": {"n": 16}}}
         (tmp_path / "cases.json").write_text(json.dumps(cases))
         shots = Path(os.environ.get("GENTOOLKIT_SCREENSHOTS") or tmp_path / "screenshots").resolve()
@@ -246,9 +258,10 @@ def test_demo_in_chromium(demo_site, web_exports, tmp_path):
         got = out["text"][name]
         assert got["text"] == python_greedy(web_exports[name], prompt, 40), name
         assert got["shown"] == got["text"] and got["tokens_per_s"] > 0  # streamed into the page whole
+    assert out["text"]["gpt-external"]["text"] == python_greedy(external_export, "The ", 40)
     for name, n in (("gan", 1000), ("dcgan", 16)):
         assert out["gan"][name]["dims"][0] == n and out["gan"][name]["inked"] > 0.005, out["gan"][name]
-    assert all(f"{name}" in out["race"] for name in [*WEB_RUNS, "gan", "dcgan"]) and out["race"].count("done") == 6
+    assert all(f"{name}" in out["race"] for name in [*WEB_RUNS, "gan", "dcgan"]) and out["race"].count("done") == 7
     assert (shots / "demo.png").stat().st_size > 10_000
 
 

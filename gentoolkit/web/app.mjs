@@ -7,6 +7,19 @@ ort.env.wasm.wasmPaths = new URL("./vendor/onnxruntime-web/", import.meta.url).h
 // threads need a cross-origin isolated page (gentool demo --serve sends the headers)
 ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
 
+// One WebAssembly instance runs one inference at a time: concurrent runs of several sessions break
+// it (seen with 1.30: a cache tensor read as null). Every run joins one queue, so panels started
+// together interleave step by step.
+{
+  const run = ort.InferenceSession.prototype.run;
+  let queue = Promise.resolve();
+  ort.InferenceSession.prototype.run = function (...args) {
+    const result = queue.then(() => run.apply(this, args));
+    queue = result.catch(() => {});
+    return result;
+  };
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -105,10 +118,14 @@ async function main() {
     await Promise.all(panels.map(async ({ entry, control }) => {
       lines[entry.name] = `${entry.name.padEnd(24)} running`;
       show();
-      const result = await control.run();
-      const done = performance.now() - t0;
-      const first = result.first_token_ms != null ? `first token ${result.first_token_ms.toFixed(1)} ms, ` : "";
-      lines[entry.name] = `${entry.name.padEnd(24)} ${first}done ${done.toFixed(1)} ms after the start`;
+      try {
+        const result = await control.run();
+        const done = performance.now() - t0;
+        const first = result.first_token_ms != null ? `first token ${result.first_token_ms.toFixed(1)} ms, ` : "";
+        lines[entry.name] = `${entry.name.padEnd(24)} ${first}done ${done.toFixed(1)} ms after the start`;
+      } catch (err) {
+        lines[entry.name] = `${entry.name.padEnd(24)} failed: ${err.message || err}`;
+      }
       show();
     }));
     runAll.disabled = false;

@@ -19,9 +19,18 @@ export async function load(source, { ort, sessionOptions = {} }) {
   if (manifest.family !== family || manifest.runtime?.kind !== "denoiser") {
     throw new ExportError(`${where} is an export of the ${manifest.family} family, not a diffusion denoiser`);
   }
-  const session = await ort.InferenceSession.create(await source.bytes(manifest.model_file), {
-    graphOptimizationLevel: "all", ...sessionOptions });
+  const session = await openSession(ort, source, manifest, { graphOptimizationLevel: "all", ...sessionOptions });
   return new Denoiser(manifest, session, ort);
+}
+
+// The onnxruntime session of the manifest's model file: by path where the source has one (Node reads
+// external data beside it), else from bytes with its external data handed over (the browser).
+async function openSession(ort, source, manifest, options) {
+  const file = manifest.model_file;
+  if (source.path) return ort.InferenceSession.create(source.path(file), options);
+  const data = (manifest.files || []).filter((f) => f === `${file}.data` || f === `${file}_data`);
+  const externalData = await Promise.all(data.map(async (f) => ({ path: f.split("/").pop(), data: await source.bytes(f) })));
+  return ort.InferenceSession.create(await source.bytes(file), externalData.length ? { ...options, externalData } : options);
 }
 
 // A small seeded generator (mulberry32) and standard normals from it (Box-Muller).
@@ -174,7 +183,8 @@ async function main(argv) {
     if (path.relative(dir, file).startsWith("..")) throw new ExportError(`${name} lies outside ${args[0]}`);
     return fs.readFileSync(file);
   };
-  const source = { name: args[0], json: async (n) => JSON.parse(read(n).toString("utf-8")), bytes: async (n) => read(n) };
+  const source = { name: args[0], json: async (n) => JSON.parse(read(n).toString("utf-8")), bytes: async (n) => read(n),
+                   path: (n) => path.resolve(dir, n) };
   const model = await load(source, { ort, sessionOptions: { intraOpNumThreads: 1, logSeverityLevel: 3 } });
   const noise = noiseFile ? JSON.parse(fs.readFileSync(noiseFile, "utf-8")) : null;
   const out = await model.sample(Math.max(1, Math.round(opts.n)), { ...opts, noise });
