@@ -23,6 +23,7 @@ from gentoolkit.plugins import get_registries
 from gentoolkit.testing import BLOCK_TORCH
 
 from .conftest import ROOT
+from .test_web import ensure_node_modules, in_chromium
 
 PLUGIN = ROOT / "plugins" / "gentoolkit-diffusion"
 
@@ -98,6 +99,23 @@ print(x.shape)
 """)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "(5, 2)" in r.stdout
+
+    # its JavaScript driver (RuntimeSpec.web) in the demo site, in Debian's chromium
+    site = env["dir"] / "site"
+    r = gentool(env, "demo", str(export), "-o", str(site), "--node-modules", str(ensure_node_modules()))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (site / "drivers" / "diffusion.mjs").is_file()
+    server = subprocess.Popen([env["python"], "-m", "gentoolkit", "demo", "--serve", "-o", str(site), "--port", "0"],
+                              stdout=subprocess.PIPE, text=True, cwd=env["dir"],
+                              env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
+    try:
+        url = server.stdout.readline().split(" at ")[1].split()[0]
+        page = in_chromium(url, {"gan": {"export": {"n": 300}}}, env["dir"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert page["errors"] == [] and page["gan"]["export"]["dims"] == [300, 2], page
+    assert page["gan"]["export"]["inked"] > 0.005 and page["gan"]["export"]["steps"] >= 1
 
     # the plugin's own test suite, in the environment it is installed in
     r = in_env(env, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(PLUGIN / "tests"), timeout=600, cwd=PLUGIN)

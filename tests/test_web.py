@@ -35,13 +35,28 @@ def node(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(["node", *args], cwd=JS, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="session")
-def node_modules() -> Path:
+def ensure_node_modules() -> Path:
+    """tests/js/node_modules, installed from its package-lock.json (npm ci) if it is not yet."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.fail("the JavaScript tests need Node.js and npm (Debian: apt-get install nodejs npm)")
     if not all((JS / "node_modules" / p / "package.json").is_file() for p in PACKAGES):
         subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=900)
     return JS / "node_modules"
+
+
+def in_chromium(url: str, cases: dict, folder: Path, shots: Path | None = None) -> dict:
+    """Drive the demo at ``url`` with tests/js/browser.mjs in Debian's chromium; what the page did."""
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does")
+    (folder / "cases.json").write_text(json.dumps(cases))
+    r = node("browser.mjs", url, str(folder / "cases.json"), str(shots or ""), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    return ensure_node_modules()
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +71,21 @@ def web_exports(tmp_path_factory, corpus) -> dict[str, Path]:
         assert r.exit_code == 0, r.output
         out[name] = base / name
     return out
+
+
+@pytest.fixture(scope="session")
+def imported_export(tmp_path_factory, corpus) -> Path:
+    """A random-init Hugging Face Llama with its own BPE tokenizer, which adds a BOS: imported, then
+    exported in the transformers.js layout."""
+    from .hf_models import llama
+
+    base = tmp_path_factory.mktemp("imported")
+    folder = llama(base / "hf", corpus.read_text(encoding="utf-8")[:20_000])
+    r = run_cli("import", str(folder), "-o", str(base / "run"))
+    assert r.exit_code == 0, r.output
+    r = run_cli("export", str(base / "run"), "-o", str(base / "tjs"), "--layout", "transformers.js", "--variants", "fp32")
+    assert r.exit_code == 0, r.output
+    return base / "tjs"
 
 
 def python_greedy(folder: Path, prompt: str, n: int, variant: str | None = None) -> str:
@@ -81,10 +111,14 @@ def test_layout_is_the_one_transformers_js_loads(web_exports):
     assert json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]["filename"] == "onnx/model.onnx"
 
 
-def test_transformers_js_pipeline_gives_the_runtimes_greedy_text(web_exports, node_modules, tmp_path):
+def test_transformers_js_pipeline_gives_the_runtimes_greedy_text(web_exports, imported_export, node_modules, tmp_path):
     # transformers.js does not move the window: prompt and new tokens stay within the context of 32
     cases = [{"dir": str(web_exports[name]), "prompt": prompt, "max_new_tokens": 16, "dtype": dtype}
              for name, (_, _, prompt) in WEB_RUNS.items() for dtype in ("fp32", "q8", "q4")]
+    # the pipeline adds the BOS only where tokenizer_config.json says add_bos_token, as the layout does
+    cases.append({"dir": str(imported_export), "prompt": "The value", "max_new_tokens": 16, "dtype": "fp32"})
+    assert json.loads((imported_export / "tokenizer_config.json").read_text())["add_bos_token"] is True
+    assert json.loads((web_exports["gpt-char"] / "tokenizer_config.json").read_text())["add_bos_token"] is False
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     r = node("transformers_js.mjs", str(tmp_path / "cases.json"))
     assert r.returncode == 0, r.stderr
@@ -232,8 +266,6 @@ def test_demo_site_holds_everything_it_runs(demo_site):
 
 
 def test_demo_in_chromium(demo_site, web_exports, external_export, tmp_path):
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does")
     server = subprocess.Popen([sys.executable, "-m", "gentoolkit", "demo", "--serve", "-o", str(demo_site), "--port", "0"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
@@ -243,14 +275,11 @@ def test_demo_in_chromium(demo_site, web_exports, external_export, tmp_path):
         cases = {"text": {name: {"prompt": prompt, "max_new_tokens": 40} for name, (_, _, prompt) in WEB_RUNS.items()}
                  | {"gpt-external": {"prompt": "The ", "max_new_tokens": 40}},
                  "gan": {"gan": {"n": 1000}, "dcgan": {"n": 16}}}
-        (tmp_path / "cases.json").write_text(json.dumps(cases))
         shots = Path(os.environ.get("GENTOOLKIT_SCREENSHOTS") or tmp_path / "screenshots").resolve()
-        r = node("browser.mjs", url, str(tmp_path / "cases.json"), str(shots), timeout=600)
+        out = in_chromium(url, cases, tmp_path, shots)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.splitlines()[-1])
     assert out["ready"] == "true" and out["errors"] == [], out["errors"]
     assert [c for c in out["console"] if c.startswith(("error", "pageerror"))] == []
     assert all(u.startswith(url) or u.startswith("data:") for u in out["requests"])  # nothing from elsewhere

@@ -222,15 +222,23 @@ def plan(run: Run) -> ExportPlan:
 def transformers_js_files(cfg, tok, files: dict[str, str]) -> dict[str, str]:
     """What ``--layout transformers.js`` puts at the top of the folder besides the export's own files: the
     config its pipeline reads the cache's shapes from, generation defaults that never pick the padding
-    token (as gentoolkit.runtime never does), and onnxruntime-genai's config pointing into ``onnx/``."""
+    token (as gentoolkit.runtime never does), onnxruntime-genai's config pointing into ``onnx/``, and the
+    tokenizer config saying which special tokens the tokenizer adds."""
     generation = json.loads(files["generation_config.json"])
     if tok.never_id is not None:
         generation["bad_words_ids"] = [[tok.never_id]]
     genai = json.loads(files["genai_config.json"])
     genai["model"]["decoder"]["filename"] = "onnx/model.onnx"
+    # transformers.js' pipeline adds the tokenizer's special tokens only when tokenizer_config.json says
+    # add_bos_token or add_eos_token, where transformers always adds them: say what the tokenizer adds
+    tokenizer_config = json.loads(files["tokenizer_config.json"])
+    with_specials, bare = tok.tok.encode("a").ids, tok.tok.encode("a", add_special_tokens=False).ids
+    tokenizer_config["add_bos_token"] = len(with_specials) > len(bare) and with_specials[0] != bare[0]
+    tokenizer_config["add_eos_token"] = len(with_specials) > len(bare) and with_specials[-1] != bare[-1]
     return {"config.json": json.dumps(hf_config(cfg, tok, weights=False), indent=2) + "\n",
             "generation_config.json": json.dumps(generation, indent=2) + "\n",
-            "genai_config.json": json.dumps(genai, indent=2) + "\n"}
+            "genai_config.json": json.dumps(genai, indent=2) + "\n",
+            "tokenizer_config.json": json.dumps(tokenizer_config, indent=2) + "\n"}
 
 
 def _val_windows(tree, tok, block: int, n: int = 8) -> list[np.ndarray]:
