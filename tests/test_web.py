@@ -307,3 +307,19 @@ def test_demo_errors(tmp_path, exports, gan_run, node_modules):
         run_cli("demo", str(exports["gan"]), "-o", str(tmp_path / "mine"), "--node-modules", str(node_modules)))
     assert (tmp_path / "mine" / "index.html").read_text() == "mine" and not site.exists()
     assert "not a site made by gentool demo" in one_error_line(run_cli("demo", "--serve", "-o", str(tmp_path / "mine")))
+
+
+def test_onnxruntime_genai_runs_the_layout_folder(web_exports):
+    import onnxruntime_genai as og
+
+    folder = web_exports["llama-byte"]
+    model = og.Model(str(folder))  # genai_config.json points at onnx/model.onnx
+    tokenizer = og.Tokenizer(model)
+    params = og.GeneratorParams(model)
+    ids = tokenizer.encode("the value of")
+    params.set_search_options(max_length=len(ids) + 12, do_sample=False)
+    generator = og.Generator(model, params)
+    generator.append_tokens(ids)
+    while not generator.is_done():
+        generator.generate_next_token()
+    assert tokenizer.decode(generator.get_sequence(0)) == "the value of" + python_greedy(folder, "the value of", 12)
