@@ -1,20 +1,23 @@
 """Per text token and per GAN sample in the browser (onnxruntime-web, headless chromium), in Node
 (onnxruntime-node, the JS clients) and in Python (gentoolkit.runtime), side by side in one run.
 
-Usage: python benchmarks/web_runtime.py [--repeat 5] [--node-modules tests/js/node_modules]
+Usage: python benchmarks/web_runtime.py [--repeat 5] [--node-modules tests/js/node_modules] [--real] [--work DIR]
 
 The models are the families' default shapes (gpt and llama 0.8M parameters, the ring GAN, the
 digits DCGAN) and a 10M-parameter gpt (6 layers, 384 wide), trained two steps: speed does not
 depend on the weights. Text: greedy, 64 new tokens after "The ", fp32 traced graph (the one the
 browser runs), batch 1. GAN: one pass of 1000 points or 16 images. Each path's median of
 --repeat runs; the ratio is to Python's on the same model. Needs `npm ci` in tests/js and
-Debian's chromium.
+Debian's chromium. ``--real`` adds a random-init Llama in SmolLM2-135M's shape (built with transformers, nothing
+downloaded), imported and exported in the transformers.js layout as fp32, q8 and q4 (the embedding
+in int4 too, 90 MB; with onnxruntime's accuracy levels 4 and 0).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -30,29 +33,62 @@ PROMPT, NEW = "The ", 64
 TEXT = {"gpt": ("gpt", []), "llama": ("llama", []),
         "gpt-10M": ("gpt", ["model.n_layer=6", "model.n_head=6", "model.n_embd=384", "model.block_size=256"])}
 GANS = {"gan": ("gan", ["--data", "ring"], 1000), "dcgan": ("dcgan", [], 16)}
+REAL = {"135M-fp32": ["--variants", "fp32"], "135M-q8": ["--variants", "q8"],
+        "135M-q4": ["--variants", "q4", "--quantize-embedding"],
+        "135M-q4-acc0": ["--variants", "q4", "--quantize-embedding", "--accuracy-level", "0"]}
 
 
 def gentool(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "gentoolkit", *args], check=True, capture_output=True, cwd=ROOT)
 
 
-def build(base: Path) -> dict[str, Path]:
+def build_real(base: Path) -> dict[str, Path]:
+    """SmolLM2-135M's shape, random init, as one transformers.js folder per weight format."""
+    from pydoc_data.topics import topics
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.hf_import import SMOLLM2_135M
+    from tests.hf_models import llama
+
+    hf, run = base / "hf-135m", base / "run-135m"
+    if not (run / "model.safetensors").is_file():
+        llama(hf, "\n\n".join(topics[k] for k in sorted(topics)), dtype="bfloat16", **SMOLLM2_135M)
+        gentool("import", str(hf), "-o", str(run))
+    out = {}
+    for name, args in REAL.items():
+        if not (base / name / "gentoolkit.json").is_file():
+            gentool("export", str(run), "-o", str(base / name), "--layout", "transformers.js", *args, "--no-validate")
+        out[name] = base / name
+    return out
+
+
+def build(base: Path, real: bool = False) -> dict[str, Path]:
     from pydoc_data.topics import topics
 
     corpus = base / "corpus.txt"
     corpus.write_text("\n\n".join(topics[k] for k in sorted(topics))[:200_000], encoding="utf-8")
     out = {}
     for name, (model, sets) in TEXT.items():
+        out[name] = base / name
+        if (base / name / "gentoolkit.json").is_file():  # --work: built by an earlier run
+            continue
         run = base / f"run-{name}"
         gentool("train", model, "--data", str(corpus), "--out", str(run), "--steps", "2", "--device", "cpu",
                 *[a for s in sets for a in ("--set", s)])
         gentool("export", str(run), "-o", str(base / name), "--layout", "transformers.js", "--variants", "fp32")
         out[name] = base / name
     for name, (model, data, _) in GANS.items():
+        out[name] = base / name
+        if (base / name / "gentoolkit.json").is_file():
+            continue
         run = base / f"run-{name}"
         gentool("train", model, *data, "--out", str(run), "--steps", "2", "--device", "cpu")
         gentool("export", str(run), "-o", str(base / name))
         out[name] = base / name
+    if real:
+        for name, folder in build_real(base).items():
+            TEXT[name] = ("llama", [])
+            out[name] = folder
     return out
 
 
@@ -109,8 +145,7 @@ def browser_figures(folders: dict[str, Path], base: Path, repeat: int, node_modu
     from gentoolkit.demo import serve
 
     site = base / "site"
-    if not site.exists():
-        gentool("demo", *map(str, folders.values()), "-o", str(site), "--node-modules", node_modules)
+    gentool("demo", *map(str, folders.values()), "-o", str(site), "--node-modules", node_modules)
     got = {}
     ready = threading.Event()
     threading.Thread(target=serve, args=(site,), kwargs={"port": 0, "log": lambda m: None, "isolate": isolate,
@@ -118,10 +153,13 @@ def browser_figures(folders: dict[str, Path], base: Path, repeat: int, node_modu
     ready.wait(30)
     cases = {"text": {n: {"prompt": PROMPT, "max_new_tokens": NEW} for n in TEXT},
              "gan": {n: {"n": k} for n, (_, _, k) in GANS.items()},
-             "timing": {n: {"repeat": repeat} for n in [*TEXT, *GANS]}}
+             "timing": {n: {"repeat": repeat} for n in [*TEXT, *GANS]}, "race": False}
     (base / "cases.json").write_text(json.dumps(cases))
-    out = json.loads(subprocess.run(["node", "browser.mjs", got["url"], str(base / "cases.json"), ""], cwd=JS,
-                                    check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    r = subprocess.run(["node", "browser.mjs", got["url"], str(base / "cases.json"), ""], cwd=JS, capture_output=True,
+                       text=True, env={**os.environ, "BROWSER_TIMEOUT_MS": "900000"})
+    if r.returncode:
+        raise SystemExit(f"the browser run failed:\n{r.stderr[-3000:]}")
+    out = json.loads(r.stdout.splitlines()[-1])
     res = {n: statistics.median(r["ms_per_token"] for r in out["timing"][n]) for n in TEXT}
     res.update({n: statistics.median(r["ms_per_sample"] for r in out["timing"][n]) for n in GANS})
     return res, out["status"]
@@ -131,10 +169,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--node-modules", default=str(JS / "node_modules"))
+    ap.add_argument("--real", action="store_true", help="add a 135M Llama (SmolLM2's shape), q4")
+    ap.add_argument("--work", help="build here and reuse what an earlier run built (default: a temporary folder)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        folders = build(base)
+        base = Path(args.work or tmp)
+        base.mkdir(parents=True, exist_ok=True)
+        folders = build(base, args.real)
         py = python_figures(folders, args.repeat)
         nd = node_figures(folders, args.repeat)
         web1, status1 = browser_figures(folders, base, args.repeat, args.node_modules, isolate=False)

@@ -400,7 +400,7 @@ def serve(paths, host, port, max_batch, max_queue, max_tokens, max_n, timeout, m
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path(), metavar="[EXPORT]...")
 @click.option("--out", "-o", required=True, type=click.Path(),
               help="The site folder to write: new, empty, or a previous demo site (replaced in one step).")
 @click.option("--node-modules", type=click.Path(file_okay=False),

@@ -281,6 +281,7 @@ def test_demo_in_chromium(demo_site, web_exports, external_export, tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert out["ready"] == "true" and out["errors"] == [], out["errors"]
+    assert out["isolated"] is True  # --serve's headers: onnxruntime-web may use threads
     assert [c for c in out["console"] if c.startswith(("error", "pageerror"))] == []
     assert all(u.startswith(url) or u.startswith("data:") for u in out["requests"])  # nothing from elsewhere
     for name, (_, _, prompt) in WEB_RUNS.items():
