@@ -538,6 +538,7 @@ def export(
     eval_data: str | Path | None = None,
     graph: str | None = None,
     log=print,
+    plan: ExportPlan | None = None,
 ) -> dict:
     """Export a run folder to ``out``; returns the manifest. The Python API of ``gentool export``.
 
@@ -548,7 +549,8 @@ def export(
     ``out`` may be missing, an empty folder or a previous export (replaced in one step); a folder
     with other files needs ``overwrite=True``, and even then only the export's own files change.
     ``graph`` names one of the family's graphs (``ExportPlan.graphs``, or ``"traced"``); default the
-    family's ``default_graph``.
+    family's ``default_graph``. ``plan``: the family's ``ExportPlan`` when the caller has built it
+    already (one per run, whatever the dtype).
     """
     import shutil
 
@@ -590,7 +592,7 @@ def export(
     if eval_data is not None and not check:
         raise ExportError("--eval-data measures quality during validation; drop --no-validate")
     remove_stale_temps(out.parent, stem=out.name)
-    plan: ExportPlan = resolve(spec.export)(run)
+    plan = plan or resolve(spec.export)(run)  # export_layout builds it once for all its variants
     if eval_data is not None and plan.quality_on is None:
         raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) cannot measure quality on a named file; "
                           "drop --eval-data")
@@ -732,13 +734,15 @@ def export_layout(run_path: str | Path, out: str | Path, *, layout: str = TRANSF
     if weights is not None and "q4" not in variants:
         raise ExportError("--block-size, --asymmetric, --accuracy-level and the head and embedding options shape the q4 "
                           "variant; add q4 to --variants")
-    kw.pop("dtype", None), kw.pop("quantize", None), kw.pop("graph", None)
+    for key in ("dtype", "quantize", "graph"):
+        kw.pop(key, None)
     run = Run.open(run_path)
     spec = get_model(run.model_name)
     run.require(WEIGHTS)
     if spec.export is None:
         raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) does not describe an ONNX export")
-    extra = resolve(spec.export)(run).layouts.get(layout)
+    plan = resolve(spec.export)(run)
+    extra = plan.layouts.get(layout)
     if extra is None:
         raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) has no {layout} layout; "
                           "export it without --layout")
@@ -758,7 +762,7 @@ def export_layout(run_path: str | Path, out: str | Path, *, layout: str = TRANSF
             build = tmp / f"build-{name}"
             log(f"{layout} variant {name}:")
             m = export(run_path, build, graph=TRACED, log=lambda line: line.startswith("exported ") or log(line), **how, **kw,
-                       **({"weights": weights} if name == "q4" and weights is not None else {}))
+                       **({"weights": weights} if name == "q4" and weights is not None else {}), plan=plan)
             file = f"onnx/model{suffix}.onnx"
             _move_model(build / MODEL, tmp / file)
             if (tmp / (file + "_data")).exists():
