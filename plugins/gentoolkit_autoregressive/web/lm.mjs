@@ -154,6 +154,7 @@ export class LanguageModel {
     let start = Math.max(0, ids.length - ctx);
     let { logits, past } = await this.step(ids.slice(start), 0, ids.length - start);
     let columns = ids.length - start, firstTokenMs = null, shown = "";
+    let prefix = 0, read = 0;  // generated[prefix:read] decodes to the end of what was shown
     const generated = [];
     for (let step = 0; step < maxNewTokens; step++) {
       const token = choose(logits, { temperature, topK, topP, never: this.never, rand });
@@ -161,10 +162,16 @@ export class LanguageModel {
       ids.push(token);
       if (this.eos.has(token)) break;
       generated.push(token);
-      const text = this.decode(generated);
-      if (!text.endsWith("\uFFFD") && text.length > shown.length) {  // hold back a character not yet whole
-        if (onText) await emit(text.slice(shown.length));
-        shown = text;
+      if (onText) {  // decode a short window, not the whole text again (text-generation-inference's offsets)
+        const before = read > prefix ? this.decode(generated.slice(prefix, read)) : "";
+        const now = this.decode(generated.slice(prefix));
+        if (!now.endsWith("\uFFFD") && now.length > before.length) {  // hold back a character not yet whole
+          const piece = now.slice(before.length);
+          shown += piece;
+          await emit(piece);
+          prefix = read;
+          read = generated.length;
+        }
       }
       if (step === maxNewTokens - 1 || signal?.aborted) break;
       if (columns >= ctx) {  // the window is full: move it by half the context and prefill again
