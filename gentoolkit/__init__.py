@@ -12,13 +12,14 @@ __version__ = "0.1.0"
 from .errors import GentoolError  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .plugins import get_dataset, get_loss, get_model, get_registries, get_sampler  # noqa: E402
-from .registry import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec  # noqa: E402
+from .registry import DatasetSpec, InitSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec  # noqa: E402
 
 __all__ = [
     "__version__",
     "hookimpl",
     "GentoolError",
     "ModelSpec",
+    "InitSpec",
     "SamplerSpec",
     "LossSpec",
     "DatasetSpec",

@@ -81,6 +81,25 @@ class SampleOption:
 
 
 @dataclass(frozen=True)
+class InitSpec:
+    """How a model starts from a trained one (``gentool train MODEL --init RUN``), as its family declares it.
+
+    A model whose spec has no ``init`` refuses ``--init`` with one line. ``preset``: the preset such a
+    run takes when no ``--preset`` is given (None: the model's ``default_preset``). ``keep``: what the
+    new run takes from the pretrained run's ``config.json``, whole sections (``"model"``, whose preset
+    keys are then skipped) or single keys (``"data.tokenizer"``). ``may_change``: the ``model`` keys the
+    new run may set (the others must stay the pretrained model's). ``check(pretrained, new)``
+    (optional): both config trees as plain dicts; raises :class:`~gentoolkit.errors.ConfigError` for a
+    change the family cannot start from (a longer context than the pretrained model's).
+    """
+
+    preset: str | None = None
+    keep: tuple[str, ...] = ("model",)
+    may_change: tuple[str, ...] = ()
+    check: str | Callable | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A trainable model, as registered by ``register_models``.
 
@@ -95,11 +114,14 @@ class ModelSpec:
     (optional) gives the cases ``gentool bench RUN`` times on a run folder (see :class:`RuntimeSpec`); and
     ``quickstart`` (optional) is this model's step of ``gentool quickstart``. ``hf_model_types``,
     ``hf_import`` and ``hf_export`` open the Hugging Face door: ``gentool import`` and
-    ``gentool export --format hf``.
+    ``gentool export --format hf``; ``gguf_architectures`` and ``gguf_import`` open llama.cpp's:
+    ``gentool import FILE.gguf``.
     ``legacy`` maps config keys added after a release to the value that reproduces
     older run folders, whose ``config.json`` lacks them. ``resolve_config(tree) -> tree``
     (optional) fills the keys a config leaves to the data (``None``) as training will, so that
-    ``gentool train --print-config`` shows the values that will be used.
+    ``gentool train --print-config`` shows the values that will be used. ``init`` (optional, an
+    :class:`InitSpec`) says how the model starts from a trained run (``gentool train --init``); without
+    one, ``--init`` is refused.
     """
 
     name: str
@@ -123,10 +145,14 @@ class ModelSpec:
     hf_model_types: tuple[str, ...] = ()
     hf_import: str | Callable | None = None  # hf_import(folder, out, *, log) -> run folder
     hf_export: str | Callable | None = None  # hf_export(run, out, *, overwrite, log) -> folder
+    # llama.cpp's GGUF files: the general.architecture values this model imports, and how
+    gguf_architectures: tuple[str, ...] = ()
+    gguf_import: str | Callable | None = None  # gguf_import(file, out, *, log) -> run folder
     aliases: tuple[str, ...] = ()
     plugin: str = ""
     # "section.key" -> the behaviour a run folder written before that key existed had (config.json lacks it)
     legacy: Mapping[str, Any] = field(default_factory=dict)
+    init: InitSpec | None = None  # gentool train --init: how this model starts from a trained run
 
     @property
     def config_sections(self) -> dict[str, type]:

@@ -720,3 +720,4 @@ def serve(paths: Sequence[str], *, host: str = "127.0.0.1", port: int = 8000, li
     finally:
         for e in app.engines.values():
             e.stop(timeout=grace)
+        LOG.removeHandler(handler)  # a second serve in this process (a test) logs to its own stderr only

@@ -448,6 +448,9 @@ def train_from_cli(
         if init is not None:
             if resume:
                 raise ConfigError("--init starts a new run from another one and --resume continues a run; give one")
+            if spec.init is None:
+                raise ConfigError(f"{spec.name} cannot start from a trained model (--init): the {spec.family} family "
+                                  f"does not support it; train it from scratch, or continue a run with --resume --out RUN")
             init_run, temp = _init_run(init, spec, tempfile, nproc)
         _train_from_cli(spec, preset=preset, config_file=config_file, sets=sets, out=out, device=device, resume=resume,
                         print_config=print_config, shortcuts=shortcuts, nproc=nproc, init_run=init_run,
@@ -455,10 +458,6 @@ def train_from_cli(
     finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)  # the import --init made of a Hugging Face folder
-
-
-#: the model keys a run started with --init may set: the rest is the pretrained model's
-INIT_MAY_CHANGE = ("dropout", "block_size")
 
 
 def _init_run(init: str, spec: ModelSpec, tempfile, nproc: int) -> tuple[Run, str | None]:
@@ -472,6 +471,11 @@ def _init_run(init: str, spec: ModelSpec, tempfile, nproc: int) -> tuple[Run, st
         if run.model_name != spec.name:
             raise RunError(f"--init {init!r} is a {run.model_name!r} run; start {spec.name!r} from a {spec.name} run")
         return run, None
+    from .contract import is_export
+
+    if path.is_dir() and is_export(path):
+        raise RunError(f"--init {init!r} is an export folder; start from the run it was exported from, "
+                       "or from a Hugging Face folder")
     if not path.is_dir() or not (path / "config.json").is_file():
         raise RunError(f"--init {init!r} is neither a run folder nor a Hugging Face model folder")
     kind = _json(path / "config.json").get("model_type")
@@ -481,6 +485,30 @@ def _init_run(init: str, spec: ModelSpec, tempfile, nproc: int) -> tuple[Run, st
     temp = tempfile.mkdtemp(prefix="gentool-init-")
     resolve(spec.hf_import)(path, Path(temp) / "run", log=lambda m: print(m, file=sys.stderr))
     return Run.open(Path(temp) / "run"), temp
+
+
+def _preset_name(spec: ModelSpec, preset: str | None, init_run: Run | None) -> str | None:
+    """``--preset``, else the preset the family names for ``--init``, else the model's default."""
+    if preset:
+        return preset
+    if init_run is not None and spec.init is not None and spec.init.preset in spec.presets:
+        return spec.init.preset
+    return spec.default_preset
+
+
+def _kept(stored: dict[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
+    """The sections (``"model"``) and keys (``"data.tokenizer"``) of a stored config tree named in ``keep``."""
+    layer: dict[str, dict[str, Any]] = {}
+    for name in keep:
+        section, _, key = name.partition(".")
+        values = stored.get(section)
+        if not isinstance(values, dict):
+            continue
+        if not key:
+            layer.setdefault(section, {}).update(values)
+        elif key in values:
+            layer.setdefault(section, {})[key] = values[key]
+    return layer
 
 
 def _json(path: Path) -> dict:
@@ -514,15 +542,14 @@ def _train_from_cli(spec: ModelSpec, *, preset, config_file, sets, out, device, 
         stored = previous.stored_config()
         layers.append(stored)
     else:
-        name = preset or ("finetune" if init_run is not None and "finetune" in spec.presets else spec.default_preset)
+        name = _preset_name(spec, preset, init_run)
+        kept = spec.init.keep if init_run is not None and spec.init is not None else ()
         if name is not None:
             if name not in spec.presets:
                 raise ConfigError(f"unknown preset {name!r} for {spec.name}; presets: {', '.join(spec.presets)}")
-            layers.append({k: v for k, v in spec.presets[name].items() if init_run is None or k != "model"})
-        if init_run is not None:  # the pretrained model's own architecture, tokenizer and sampling defaults
-            pre = init_run.stored_config()
-            layers.append({"model": pre["model"], "sampler": pre.get("sampler", {}),
-                           "data": {k: v for k, v in pre.get("data", {}).items() if k == "tokenizer"}})
+            layers.append({k: v for k, v in spec.presets[name].items() if k not in kept})
+        if init_run is not None:  # what the family keeps of the pretrained run (its architecture, tokenizer...)
+            layers.append(_kept(init_run.stored_config(), kept))
     if config_file:
         layers.append(load_file(config_file))
     short = {k: v for k, v in shortcuts.items() if v is not None}
@@ -538,15 +565,17 @@ def _train_from_cli(spec: ModelSpec, *, preset, config_file, sets, out, device, 
             raise ConfigError(f"--resume keeps the run's data (data.{data[0]} = {stored['data'][data[0]]!r}); to "
                               f"train on other data, start a new run from this one: gentool train {model} --init "
                               f"{out} --data NEW --out NEW_RUN")
-    if init_run is not None:
-        pre = init_run.stored_config()["model"]
-        new = to_dict({"model": tree["model"]})["model"]
-        changed = [k for k in new if k not in INIT_MAY_CHANGE and pre.get(k) != new[k]]
+    if init_run is not None and spec.init is not None:
+        stored = init_run.stored_config()
+        pre, new = stored.get("model", {}), to_dict(tree)
+        may = spec.init.may_change
+        changed = [k for k in new["model"] if k not in may and pre.get(k) != new["model"][k]]
         if changed:
-            raise ConfigError(f"model.{changed[0]} is the pretrained model's ({pre.get(changed[0])!r}) and cannot change "
-                              f"when starting from it; a run started with --init may change {', '.join(INIT_MAY_CHANGE)}")
-        if new["block_size"] > pre["block_size"]:
-            raise ConfigError(f"model.block_size can only shrink from the pretrained model's {pre['block_size']}")
+            allowed = f"may change {', '.join('model.' + k for k in may)}" if may else "changes none of them"
+            raise ConfigError(f"model.{changed[0]} is the pretrained model's ({pre.get(changed[0])!r}) and cannot "
+                              f"change when starting from it; a run started with --init {allowed}")
+        if spec.init.check is not None:
+            resolve(spec.init.check)(stored, new)
     if print_config:
         if spec.resolve_config is not None:  # the values the data decides, as training will decide them
             tree = resolve(spec.resolve_config)(dict(tree))
@@ -571,8 +600,7 @@ def _train_from_cli(spec: ModelSpec, *, preset, config_file, sets, out, device, 
             argv += ["--set", expr]
         launch(nproc, argv)
         return
-    meta = {"preset": preset or ("finetune" if init_run is not None and "finetune" in spec.presets else
-                                 spec.default_preset)}
+    meta = {"preset": _preset_name(spec, preset, init_run)}
     if resume:  # what the run was started with stays recorded
         meta = {k: v for k, v in Run.open(out_dir).meta.items() if k in ("preset", "init")}
     if init_run is not None:

@@ -459,3 +459,36 @@ def test_the_runtime_reads_external_data_locations_without_onnx(tmp_path, export
             agreed += 1
     assert agreed >= 3 and sorted(external_locations(big / "model.onnx")) == ["model.onnx.data"] * len(
         model.graph.initializer)
+
+
+def test_init_across_every_pair_of_models(tmp_path, corpus, gpt_run, llama_run, gan_run, dcgan_run):
+    """``train A --init RUN_OF_B`` for every pair of built-in models: gpt and llama start from their own
+    runs (the family declares --init on its ModelSpec); gan and dcgan declare nothing, so --init is one
+    line whatever it names; a run of another model is one line too. The host names no family's key."""
+    runs = {"gpt": gpt_run, "llama": llama_run, "gan": gan_run, "dcgan": dcgan_run}
+    data = {"gpt": ["--data", str(corpus), "--set", "train.eval_batches=1", "--set", "train.batch_size=4"],
+            "gan": ["--data", "ring", "--preset", "tiny", "--set", "data.n_samples=256",
+                    "--set", "train.eval_samples=64"]}
+    data["llama"], data["dcgan"] = data["gpt"], ["--preset", "tiny", "--set", "train.batch_size=8"]
+    for model in runs:
+        for source, run in runs.items():
+            out = tmp_path / f"{model}-from-{source}"
+            r = run_cli("train", model, "--init", str(run), "--out", str(out), "--steps", "1", "--device", "cpu",
+                        "-q", *data[model])
+            if model in ("gan", "dcgan"):
+                assert f"{model} cannot start from a trained model (--init)" in one_error_line(r), (model, source)
+                assert not out.exists(), "a refused --init must not start a run folder"
+            elif source != model:
+                assert f"is a {source!r} run; start {model!r} from a {model} run" in one_error_line(r)
+            else:
+                assert r.exit_code == 0, r.output
+                meta = json.loads((out / "config.json").read_text())
+                assert meta["preset"] == "finetune" and meta["init"] == str(run.resolve())
+                assert meta["config"]["model"] == Run.open(run).stored_config()["model"]
+                # the family's own rules: the context may only shrink, the architecture stays
+                for key, says in (("model.block_size=64", "can only shrink"), ("model.n_layer=3", "model.n_layer")):
+                    line = one_error_line(run_cli("train", model, "--init", str(run), "--out", str(out) + "-x",
+                                                  "--set", key, *data[model]))
+                    assert says in line, line
+    # --print-config says the same before anything is trained
+    assert "--init" in one_error_line(run_cli("train", "gan", "--init", str(gan_run), "--print-config"))

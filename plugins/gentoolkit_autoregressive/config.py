@@ -7,6 +7,8 @@ from typing import Literal, Optional
 
 from gentoolkit.config import BaseTrainConfig as _Base
 from gentoolkit.config import check_range
+from gentoolkit.errors import ConfigError
+from gentoolkit.registry import InitSpec
 
 MAX_NEW_TOKENS = 1_000_000
 MAX_LR = 10.0  # AdamW above it is always a typo
@@ -180,3 +182,17 @@ LLAMA_PRESETS = {
     },
     "finetune": _FINETUNE,
 }
+
+
+def check_init(pretrained: dict, new: dict) -> None:
+    """A run started with --init may shorten the context (learned positions beyond it are dropped), never
+    lengthen it: the pretrained model has no positions beyond its own."""
+    before, after = (pretrained.get("model") or {}).get("block_size"), new["model"]["block_size"]
+    if isinstance(before, int) and after > before:
+        raise ConfigError(f"model.block_size can only shrink from the pretrained model's {before}")
+
+
+# gentool train gpt|llama --init RUN: the finetune preset, the pretrained model's architecture, sampling
+# defaults and tokenizer; dropout may change and the context may shrink
+INIT = InitSpec(preset="finetune", keep=("model", "sampler", "data.tokenizer"), may_change=("dropout", "block_size"),
+                check=check_init)

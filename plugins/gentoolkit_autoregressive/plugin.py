@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gentoolkit import DatasetSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
 
-from .config import GPT_PRESETS, LLAMA_PRESETS, SECTIONS, GPTConfig, LlamaConfig
+from .config import GPT_PRESETS, INIT, LLAMA_PRESETS, SECTIONS, GPTConfig, LlamaConfig
 from .options import TEXT_OPTIONS
 
 _P = "gentoolkit_autoregressive"
@@ -41,6 +41,9 @@ def register_models(register):
                 hf_model_types=("gpt2",) if name == "gpt" else ("llama",),
                 hf_import=f"{_P}.hf:import_folder",
                 hf_export=f"{_P}.hf:export_folder",
+                gguf_architectures=("gpt2",) if name == "gpt" else ("llama",),
+                gguf_import=f"{_P}.gguf_file:import_file",
+                init=INIT,
             )
         )
 

@@ -47,6 +47,10 @@ def pytest_terminal_summary(terminalreporter):
         f"random moments), {t['resumed_exact']} resumed bit-identical, {t['torn']} torn runs; "
         f"{t['export_kills']} of export, {t['exports_intact']} left the previous export or folder intact")
     terminalreporter.write_line(f"user files checked: {t['user_files']}, bytes of them removed: {t['user_bytes_removed']}")
+    if t["family_cases"]:
+        terminalreporter.write_line(
+            f"commands x families: {t['family_cases']} combinations ({t['family_errors']} clear errors, "
+            f"{t['family_ok']} successes), {t['family_tracebacks']} tracebacks")
     report = os.environ.get("GENTOOL_FAULTS_REPORT")
     if report:
         with open(report, "w", encoding="utf-8") as fh:
