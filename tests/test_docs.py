@@ -55,7 +55,7 @@ def test_docs_pages_exist_and_are_in_the_nav():
                  "configuration.md", "performance.md", "tutorials/train-a-language-model.md",
                  "tutorials/mode-collapse.md", "export.md", "onnx-contract.md", "runtime.md", "serving.md", "distributed.md",
                  "plugins/tutorial.md", "diffusion.md", "reliability.md",
-                 "tutorials/fine-tune-and-ship.md", "javascript.md"):
+                 "tutorials/fine-tune-and-ship.md", "javascript.md", "pretrained.md"):
         assert (ROOT / "docs" / page).is_file(), page
         assert page in nav, page
     for img in re.findall(r"\]\((?:\.\./)?(img/[^)]+)\)", "".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))):

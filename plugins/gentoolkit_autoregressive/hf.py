@@ -14,7 +14,6 @@ transformers itself is not needed for either.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -225,13 +224,45 @@ def load_weights(model, tensors: _Tensors, mapping, kind: str) -> None:
 
 
 # --- import -------------------------------------------------------------------------------------------------------
+def check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GentoolError(f"-o {str(out)!r} exists and is not an empty folder; give a new folder for the run")
+
+
 def import_folder(folder: str | Path, out: str | Path, *, log=print) -> Path:
     """Make the Hugging Face folder ``folder`` a run folder ``out`` (written whole, or not at all)."""
+    folder, out = Path(folder), Path(out)
+    kind = model_type(folder)
+    if kind not in FAMILIES:
+        raise GentoolError(f"{str(folder)!r} holds a {kind!r} model; gentoolkit imports llama "
+                           "(LlamaForCausalLM) and gpt2 (GPT2LMHeadModel)")
+    check_out(out)
+    hf = _read_json(folder / "config.json")
+    FAMILIES[kind][1](hf)  # the config's errors before any file is read
+    if not (folder / "tokenizer.json").is_file():
+        raise GentoolError(f"{str(folder)!r} has no tokenizer.json (a fast tokenizer); gentoolkit needs it to "
+                           "read and write text")
+    files = {f: (folder / f).read_bytes() for f in TOKENIZER_FILES if (folder / f).is_file()}
+    generation = folder / "generation_config.json"
+    return write_run(out, kind, hf, _Tensors(folder), files, source=str(folder),
+                     generation=_read_json(generation) if generation.is_file() else {},
+                     imported_from={"path": str(folder.resolve()), "model_type": kind,
+                                    "architectures": hf.get("architectures")}, log=log)
+
+
+def write_run(out: Path, kind: str, hf: dict[str, Any], tensors, files: dict[str, bytes], *, source: str,
+              generation: dict[str, Any], imported_from: dict[str, Any], log=print, extra=None) -> Path:
+    """The run folder ``out`` of a pretrained model, whatever file it came from (a Hugging Face folder, a
+    GGUF): ``hf`` is its transformers ``config.json``, ``tensors`` gives its tensors under Hugging Face names
+    (``in`` and ``get``, as :class:`_Tensors`), ``files`` are the tokenizer files, ``generation`` its
+    ``generation_config.json``. ``extra(tmp, model)`` writes more files into the folder before it is
+    published. Written whole, or not at all."""
     import dataclasses
 
     import torch
 
     from gentoolkit.checkpoint import flat_weights, save_weights
+    from gentoolkit.config import build as build_config
     from gentoolkit.config import to_dict
     from gentoolkit.files import atomic_dir
     from gentoolkit.plugins import get_model
@@ -240,52 +271,38 @@ def import_folder(folder: str | Path, out: str | Path, *, log=print) -> Path:
 
     from .model import build
 
-    folder, out = Path(folder), Path(out)
-    kind = model_type(folder)
-    if kind not in FAMILIES:
-        raise GentoolError(f"{str(folder)!r} holds a {kind!r} model; gentoolkit imports llama "
-                           "(LlamaForCausalLM) and gpt2 (GPT2LMHeadModel)")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise GentoolError(f"-o {str(out)!r} exists and is not an empty folder; give a new folder for the run")
+    check_out(out)
     name, make_config, mapping = FAMILIES[kind]
-    hf = _read_json(folder / "config.json")
     mcfg = make_config(hf)
-    if not (folder / "tokenizer.json").is_file():
-        raise GentoolError(f"{str(folder)!r} has no tokenizer.json (a fast tokenizer); gentoolkit needs it to "
-                           "read and write text")
-    tok = TextTokenizer.from_file(folder / "tokenizer.json", "hf")
-    if tok.vocab_size > mcfg.vocab_size:
-        raise GentoolError(f"the tokenizer has {tok.vocab_size} tokens but the model only {mcfg.vocab_size}")
-    tensors = _Tensors(folder)
     spec = get_model(name)
-    from gentoolkit.config import build as build_config
-
-    tree = build_config(spec.config_sections, {"data": {"tokenizer": "hf"}, "sampler": _sampler_defaults(folder)})
+    tree = build_config(spec.config_sections, {"data": {"tokenizer": "hf"}, "sampler": _sampler_defaults(generation)})
     tree["model"] = mcfg
-    log(f"importing {kind} ({mcfg.n_layer} layers, {mcfg.n_embd} wide, vocabulary {mcfg.vocab_size}) from {folder}")
-    torch.manual_seed(0)
-    model = build(mcfg).eval()
-    load_weights(model, tensors, mapping, kind)
-    del tensors
     with atomic_dir(out) as tmp:
-        for f in TOKENIZER_FILES:
-            if (folder / f).is_file():
-                shutil.copyfile(folder / f, tmp / f)
+        for f, content in files.items():
+            (tmp / f).write_bytes(content)
+        tok = TextTokenizer.from_file(tmp / "tokenizer.json", "hf")
+        if tok.vocab_size > mcfg.vocab_size:
+            raise GentoolError(f"the tokenizer has {tok.vocab_size} tokens but the model only {mcfg.vocab_size}")
+        log(f"importing {kind} ({mcfg.n_layer} layers, {mcfg.n_embd} wide, vocabulary {mcfg.vocab_size}) "
+            f"from {source}")
+        torch.manual_seed(0)
+        model = build(mcfg).eval()
+        load_weights(model, tensors, mapping, kind)
+        del tensors
         save_weights(tmp / WEIGHTS, flat_weights({"": model}))
+        if extra is not None:
+            extra(tmp, model)
         meta = {"format": RUN_FORMAT, "model": name, "family": spec.family, "plugin": spec.plugin,
-                "imported_from": {"path": str(folder.resolve()), "model_type": kind,
-                                  "architectures": hf.get("architectures")},
+                "imported_from": imported_from,
                 "config": to_dict({**{k: v for k, v in tree.items()}, "model": dataclasses.replace(mcfg)})}
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     log(f"wrote {out} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters)")
     return out
 
 
-def _sampler_defaults(folder: Path) -> dict[str, Any]:
-    """``[sampler]`` defaults from ``generation_config.json``, meaning what they mean to transformers'
+def _sampler_defaults(g: dict[str, Any]) -> dict[str, Any]:
+    """``[sampler]`` defaults from ``generation_config.json`` (``g``), meaning what they mean to transformers'
     ``generate``: greedy unless ``do_sample``, and then its defaults (temperature 1, top-k 50, top-p 1)."""
-    path = folder / "generation_config.json"
-    g = _read_json(path) if path.is_file() else {}
     number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
     out: dict[str, Any] = {"max_new_tokens": g["max_new_tokens"]} if number(g.get("max_new_tokens")) else {}
     if number(g.get("repetition_penalty")):
