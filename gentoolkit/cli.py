@@ -268,15 +268,21 @@ def eval_(run, data, as_json, device):
 @click.option("--out", "-o", required=True, type=click.Path(),
               help="Folder to write: new, empty, or a previous export (replaced in one step).")
 @click.option("--opset", type=Number(int, 1, 10_000), default=17, show_default=True, help="ONNX opset.")
-@click.option("--atol", type=POSITIVE, help="Largest allowed difference from PyTorch (default 1e-4 fp32, 5e-2 fp16, 1.0 int8).")
+@click.option("--rtol", type=POSITIVE, help="Validation: largest difference from PyTorch relative to each output's largest "
+              "magnitude [default: 1e-3 fp32, 3e-2 fp16, 0.1 int8, 0.5 int4; docs/export.md].")
+@click.option("--max-kl", type=POSITIVE, help="Validation: largest KL divergence of the next-token distribution from "
+              "PyTorch's [default: 1e-4 fp32, 2e-2 fp16, 0.1 int8, 1.0 int4].")
+@click.option("--atol", type=POSITIVE, help="Validation: an absolute bound on the difference, in place of --rtol.")
 @click.option("--dtype", type=click.Choice(["fp32", "fp16", "int8", "int4"]), default="fp32", show_default=True,
               help="int8 and int4: weight-only quantization (onnxruntime's MatMulNBits).")
 @click.option("--quantize", type=click.Choice(["int8"]), help="Dynamic int8 quantization of the weights (the older way).")
 @click.option("--block-size", type=Number(int, 16, 4096), help="int8/int4: weights per scale [default: 32].")
-@click.option("--asymmetric", is_flag=True, default=None, help="int8/int4: a zero point per block (default: symmetric).")
+@click.option("--asymmetric/--symmetric", default=None,
+              help="int8/int4: a whole-number zero point per block, or none [default: asymmetric].")
 @click.option("--accuracy-level", type=Number(int, 0, 4),
               help="int8/int4: onnxruntime's arithmetic, 0 as the inputs to 4 int8 [default: 4].")
 @click.option("--quantize-head/--keep-head", default=None, help="int8/int4: quantize the output projection [default: yes].")
+@click.option("--head-bits", type=click.Choice(["4", "8"]), help="int8/int4: the output projection's bits [default: 8].")
 @click.option("--quantize-embedding", is_flag=True, default=None, help="int8/int4: quantize the token embedding too.")
 @click.option("--eval-data", type=click.Path(), help="A text file to report the export's loss and perplexity on, beside "
               "PyTorch's (default: the run's validation split).")
@@ -293,28 +299,34 @@ def eval_(run, data, as_json, device):
               "gentoolkit.runtime loads too.")
 @click.option("--variants", metavar="LIST", help="--layout transformers.js: the model files, comma-separated, of fp32, "
               "fp16, q8, q4 [default: fp32,q8,q4].")
-def export(run, out, opset, atol, dtype, quantize, block_size, asymmetric, accuracy_level, quantize_head,
-           quantize_embedding, eval_data, graph, optimize, no_validate, overwrite, fmt, layout, variants):
+def export(run, out, opset, rtol, max_kl, atol, dtype, quantize, block_size, asymmetric, accuracy_level, quantize_head,
+           head_bits, quantize_embedding, eval_data, graph, optimize, no_validate, overwrite, fmt, layout, variants):
     """Export a run to a validated ONNX folder (model.onnx, gentoolkit.json, ...) or a Hugging Face folder."""
     from .export import WeightQuant, main_cli
 
     given = {k: v for k, v in {"block_size": block_size, "symmetric": None if asymmetric is None else not asymmetric,
                                "accuracy_level": accuracy_level, "head": quantize_head,
+                               "head_bits": None if head_bits is None else int(head_bits),
                                "embedding": quantize_embedding}.items() if v is not None}
     weights = WeightQuant(**given) if given or dtype in ("int8", "int4") else None
-    main_cli(run, out, opset=opset, atol=atol, dtype=dtype, quantize=quantize, optimize=optimize, check=not no_validate,
+    main_cli(run, out, opset=opset, atol=atol, rtol=rtol, max_kl=max_kl, dtype=dtype, quantize=quantize, optimize=optimize, check=not no_validate,
              overwrite=overwrite, fmt=fmt, weights=weights, eval_data=eval_data, graph=graph, layout=layout,
              variants=variants)
 
 
 @cli.command(name="import")
-@click.argument("folder", type=click.Path())
+@click.argument("source", metavar="SOURCE", type=click.Path())
 @click.option("--out", "-o", required=True, type=click.Path(), help="The run folder to write (new or empty).")
-def import_(folder, out):
-    """Make a Hugging Face model folder (Llama, GPT-2; safetensors) a run: sample, eval, export, train --init."""
+def import_(source, out):
+    """Make a pretrained model a run: sample, chat, eval, export, train --init.
+
+    SOURCE is a Hugging Face model folder (Llama, GPT-2; safetensors) or a llama.cpp GGUF file
+    (Llama, GPT-2; F32, F16, BF16, Q4_0 to Q8_0 and the K-quants). A GGUF's Q4_0, Q4_1 and Q8_0
+    blocks are kept beside the fp32 weights, in quantized.safetensors.
+    """
     from .commands import import_command
 
-    import_command(folder, out)
+    import_command(source, out)
 
 
 @cli.command()

@@ -11,6 +11,7 @@ data to the folder, and which files of a folder a previous export wrote. Bump
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,17 @@ _ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64":
 #: what exports wrote before their manifest listed its files
 LEGACY_FILES = frozenset({MANIFEST, MODEL, MODEL + ".data", "tokenizer.json", "tokenizer_config.json", "genai_config.json"})
 PENDING = ".gentoolkit-export-pending.json"  # names being moved in by an --overwrite export, until its manifest
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"1.22.1"`` as ``(1, 22, 1)``; a suffix (``"1.23.0.dev0"``, ``"1.22.0+cpu"``) is ignored."""
+    out = []
+    for part in version.split(".")[:3]:
+        digits = re.match(r"\d+", part)
+        if not digits:
+            break
+        out.append(int(digits.group()))
+    return tuple(out)
 
 
 def is_export(path: str | Path) -> bool:

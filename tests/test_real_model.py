@@ -8,6 +8,7 @@ The import runs once per cache (tests/conftest.py: ``smollm2_run``); these tests
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +84,80 @@ def test_chat_answers_from_the_imported_model(smollm2_run):
     r = run_cli("chat", str(smollm2_run), "--greedy", "--max-new-tokens", "24", input=QUESTION[0]["content"] + "\n")
     assert r.exit_code == 0, r.output
     assert "Paris" in r.output, r.output
+
+
+# --- its exports, on default settings, made fresh every session: validation is what these tests test --------
+@pytest.fixture(scope="module")
+def smollm2_exports(smollm2_run, tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("smollm2-exports")
+    out = {}
+    for dtype in ("fp32", "int4"):
+        r = run_cli("export", str(smollm2_run), "-o", str(base / dtype), *(["--dtype", dtype] if dtype != "fp32" else []))
+        assert r.exit_code == 0, r.output
+        out[dtype] = base / dtype
+    return out
+
+
+@pytest.fixture(scope="module")
+def named_text(tmp_path_factory) -> Path:
+    """The text perplexity is measured on: the first 40,000 characters of Python's documentation topics
+    (pydoc_data, about 10,000 tokens of SmolLM2's tokenizer: more than one 8,192-token window)."""
+    from pydoc_data.topics import topics
+
+    path = tmp_path_factory.mktemp("text") / "pydoc-topics.txt"
+    path.write_text("\n\n".join(topics[k] for k in sorted(topics))[:40_000], encoding="utf-8")
+    return path
+
+
+def test_fp32_and_int4_exports_validate_on_default_settings(smollm2_exports):
+    for dtype, folder in smollm2_exports.items():
+        m = json.loads((folder / "gentoolkit.json").read_text())
+        v = m["validation"]
+        assert m["graph"] == "fused" and m["dtype"] == dtype and m["onnxruntime"] in ("1.22", "1.23")
+        assert any("long context" in c for c in v["cases"]) and any("end" in c for c in v["cases"])
+        assert v["logits"]["positions"] > 500
+        if dtype == "fp32":  # float rounding alone
+            assert v["logits"]["greedy_agreement"] == 1.0 and v["logits"]["max_kl"] < 1e-6
+            assert v["outputs"]["logits"]["max_rel_diff"] < 1e-4
+
+
+def test_runtime_greedy_equals_pytorch_for_64_tokens(smollm2_run, smollm2_exports):
+    from gentoolkit.runtime import load
+    from gentoolkit.runtime.generation import generate_tokens
+    from gentoolkit_autoregressive.sample import TorchDecoder, load_run
+    from gentoolkit_autoregressive.samplers import make_greedy
+
+    model, tok, _ = load_run(Run.open(smollm2_run))
+    prompt = tok.chat_ids(QUESTION)
+    with torch.no_grad():
+        want = [int(t[0]) for t in generate_tokens(TorchDecoder(model), [prompt], sampler=make_greedy(),
+                                                   max_new_tokens=64, pad_id=tok.pad_id, eos_id=None, never_id=None)]
+    lm = load(smollm2_exports["fp32"])  # the runtime's own decoder: shared cache buffers, onnxruntime
+    got = [int(t[0]) for t in generate_tokens(lm.decoder, [prompt], sampler=make_greedy(), max_new_tokens=64,
+                                              pad_id=tok.pad_id, eos_id=None, never_id=None)]
+    assert got == want
+    assert "Paris" in lm.chat(QUESTION, greedy=True, max_new_tokens=24)
+
+
+def test_int4_keeps_the_quality_of_the_file(smollm2_exports, named_text):
+    """int4 from the GGUF's own Q4_1 and Q8_0 blocks: perplexity within 1% of the fp32 export of the same weights."""
+    ppl = {}
+    for dtype, folder in smollm2_exports.items():
+        r = run_cli("eval", str(folder), "--data", str(named_text), "--json")
+        assert r.exit_code == 0, r.output
+        ppl[dtype] = json.loads(r.output.strip().splitlines()[-1])["perplexity"]
+    assert ppl["int4"] <= 1.01 * ppl["fp32"], ppl
+
+
+def test_serve_answers_the_openai_client(smollm2_exports):
+    openai = pytest.importorskip("openai")
+    from .test_serve import Server
+
+    server = Server([smollm2_exports["int4"]])
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+        name = client.models.list().data[0].id
+        answer = client.chat.completions.create(model=name, messages=QUESTION, max_tokens=24, temperature=0)
+        assert "Paris" in answer.choices[0].message.content
+    finally:
+        server.stop()

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..contract import check_external_data, check_graph, read_manifest, validate_manifest
+from ..contract import check_external_data, check_graph, read_manifest, validate_manifest, version_tuple
 from ..errors import GentoolError
 
 LARGE_MODEL_BYTES = 50_000_000
@@ -96,6 +96,7 @@ def load(path: str | os.PathLike, providers: list | None = None, threads: int | 
         check_external_data(model_file)
     for name in manifest.get("files") or ():
         inside(folder, name, "a file the manifest lists")
+    check_onnxruntime(manifest, str(p))
     runtimes = get_registries(commands=False).runtimes
     family = manifest["family"]
     if family not in runtimes:
@@ -105,6 +106,24 @@ def load(path: str | os.PathLike, providers: list | None = None, threads: int | 
     session = make_session(model_file, providers, threads)
     check_graph(manifest, session, str(p))
     return resolve(runtimes.get(family).load)(folder, manifest, session)
+
+
+def check_onnxruntime(manifest: dict[str, Any], where: str) -> None:
+    """One clear error where the installed onnxruntime is older than the release the export names as
+    the oldest that runs it (the manifest's ``onnxruntime``), before onnxruntime refuses the graph with
+    a message about one of its nodes."""
+    import onnxruntime
+
+
+    need = manifest.get("onnxruntime")
+    have = getattr(onnxruntime, "__version__", "0")
+    if not isinstance(need, str) or not version_tuple(need) or version_tuple(have) >= version_tuple(need):
+        return
+    graph = manifest.get("graph")
+    other = (" or export the run again with --graph traced, which older releases run"
+             if graph not in (None, "traced") else "")
+    raise GentoolError(f"{where} needs onnxruntime {need} or newer and this one is {have}: "
+                       f"pip install 'onnxruntime>={need}'{other}")
 
 
 def runtime_fields(manifest: dict[str, Any], fields: dict[str, type], where: str | Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ inputs ``input_ids``, ``attention_mask``, ``position_ids``,
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -92,6 +93,10 @@ def genai_config(cfg, tok, n_kv: int, head: int) -> dict:
     }
 
 
+#: contexts up to this long are validated whole; a longer one on a prefill this long and on its last positions
+LONG_CONTEXT = 512
+
+
 def _feeds(ids, mask, pos, past):
     return {"input_ids": ids, "attention_mask": mask, "position_ids": pos, **past}
 
@@ -105,13 +110,14 @@ def plan(run: Run) -> ExportPlan:
     L, Hkv, D, V = cfg.n_layer, model.n_kv_head, model.head_dim, cfg.vocab_size
     past_names, present_names = io_names(L)
     fl = "float32"
+    B = "batch_size"  # the name transformers.js sizes an empty cache by: any other name it reads as 0
     inputs = [
-        {"name": "input_ids", "dtype": "int64", "shape": ["batch", "sequence"]},
-        {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "total_sequence"]},
-        {"name": "position_ids", "dtype": "int64", "shape": ["batch", "sequence"]},
-    ] + [{"name": n, "dtype": fl, "shape": ["batch", Hkv, "past_sequence", D]} for n in past_names]
-    outputs = [{"name": "logits", "dtype": fl, "shape": ["batch", "sequence", V]}] + [
-        {"name": n, "dtype": fl, "shape": ["batch", Hkv, "total_sequence", D]} for n in present_names
+        {"name": "input_ids", "dtype": "int64", "shape": [B, "sequence"]},
+        {"name": "attention_mask", "dtype": "int64", "shape": [B, "total_sequence"]},
+        {"name": "position_ids", "dtype": "int64", "shape": [B, "sequence"]},
+    ] + [{"name": n, "dtype": fl, "shape": [B, Hkv, "past_sequence", D]} for n in past_names]
+    outputs = [{"name": "logits", "dtype": fl, "shape": [B, "sequence", V]}] + [
+        {"name": n, "dtype": fl, "shape": [B, Hkv, "total_sequence", D]} for n in present_names
     ]
     rng = np.random.default_rng(0)
 
@@ -138,13 +144,26 @@ def plan(run: Run) -> ExportPlan:
     def prompts(lengths):
         return [rng.integers(0, V - 2, size=n).tolist() for n in lengths]
 
+    def at_the_end(n):
+        """``n`` tokens at the context's last positions, on an empty cache: the position tables' last rows."""
+        ids = rng.integers(0, V - 2, size=(1, n))
+
+        def case(run):
+            return [run(_feeds(ids, np.ones((1, n), np.int64), np.arange(T - n, T)[None], empty(1)))]
+
+        return case
+
     T = cfg.block_size
     cases = [
         ("batch 1: prefill 5, 3 cached steps", chain(prompts([5]), 3)),
         ("batch 3, left padded: prefill, 3 cached steps", chain(prompts([2, 7, 4]), 3)),
-        ("full context: prefill block_size", chain(prompts([T]), 0)),
         ("batch 3: one token at a time from an empty cache", chain(prompts([1, 1, 1]), 4)),
     ]
+    if T <= LONG_CONTEXT:
+        cases.append(("full context: prefill block_size", chain(prompts([T]), 0)))
+    else:  # a prefill of 8,192 tokens costs minutes in PyTorch at 135M; the tests validate whole contexts
+        cases += [(f"long context: prefill {LONG_CONTEXT} of {T}", chain(prompts([LONG_CONTEXT]), 0)),
+                  (f"full context's end: 8 tokens at positions {T - 8} to {T - 1}", at_the_end(8))]
     ex_ids, ex_mask, ex_pos = left_pad(prompts([3, 3]), tok.pad_id)
     example_past = {n: rng.standard_normal((2, Hkv, 4, D)).astype(np.float32) for n in past_names}
     example = _feeds(ex_ids, np.ones((2, 7), np.int64), ex_pos + 4, example_past)
@@ -175,7 +194,7 @@ def plan(run: Run) -> ExportPlan:
         ids = encode_corpus(tok, load_documents(text_path))
         if len(ids) < 2:
             raise ExportError(f"{text_path} holds fewer than 2 tokens; name a longer text to measure perplexity on")
-        return quality_of(_windows(ids, min(T, len(ids) - 1)), str(text_path))
+        return quality_of(_windows(ids, min(T, LONG_CONTEXT, len(ids) - 1)), str(text_path))
 
     sampler = {k: v for k, v in run.config.get("sampler", {}).items()}
     module = OnnxDecoder(model).eval()
@@ -194,11 +213,13 @@ def plan(run: Run) -> ExportPlan:
         module=module,
         graphs={"fused": fused},
         default_graph="fused",  # faster than the traced graph at every size measured (docs/performance.md)
+        onnxruntime={"fused": "1.22"},
+        logits="logits",  # GroupQueryAttention's attention_bias (benchmarks/ort_compat.py)
         inputs=inputs,
         outputs=outputs,
         example=example,
         cases=cases,
-        quality=quality_of(_val_windows(tree, tok, T), "the validation split"),
+        quality=quality_of(_val_windows(tree, tok, min(T, LONG_CONTEXT)), "the validation split"),
         quality_on=quality_on,
         runtime={
             "kind": "decoder",
@@ -216,7 +237,53 @@ def plan(run: Run) -> ExportPlan:
         files=files,
         manifest={"tokenizer": "tokenizer.json"},
         layouts={"transformers.js": transformers_js_files(cfg, tok, files)},
+        prequantized=FileBlocks.of(run, "lm_head.weight" in model.tied_keys),
     )
+
+
+class FileBlocks(Mapping):
+    """The blocks an import kept (``quantized.safetensors``, see :mod:`.gguf_file`) as ``ExportPlan.prequantized``:
+    keyed by the fused graph's MatMul weights, which are named as our parameters, a tied head by
+    ``lm_head.weight`` (the file's ``transformer.wte.weight``: the same (vocab, n_embd) blocks). Read one
+    weight at a time, when the export asks for it."""
+
+    def __init__(self, path, names: dict[str, str], meta: dict[str, str]):
+        self.path, self.names, self.meta = path, names, meta
+
+    @classmethod
+    def of(cls, run: Run, tied: bool) -> FileBlocks | dict:
+        from safetensors import safe_open
+
+        from .gguf_file import QUANTIZED
+
+        path = run.path / QUANTIZED
+        if not path.is_file():
+            return {}
+        with safe_open(str(path), framework="np") as f:
+            meta = dict(f.metadata() or {})
+            have = {k.rsplit(".", 1)[0] for k in f.keys()}
+        names = {n: n for n in have if n in meta}
+        if tied and "transformer.wte.weight" in names:
+            names["lm_head.weight"] = names.pop("transformer.wte.weight")
+        return cls(path, names, meta)
+
+    def __getitem__(self, name: str) -> dict:
+        from safetensors import safe_open
+
+        param = self.names[name]
+        with safe_open(str(self.path), framework="np") as f:
+            entry = {k: f.get_tensor(f"{param}.{k}") for k in ("q", "scale", "zero")}
+        info = json.loads(self.meta[param])
+        return {**entry, "bits": info["bits"], "block_size": info["block_size"], "source": info.get("source", "")}
+
+    def __contains__(self, name) -> bool:  # without reading the blocks, as Mapping's own would
+        return name in self.names
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 def transformers_js_files(cfg, tok, files: dict[str, str]) -> dict[str, str]:
@@ -262,11 +329,3 @@ def _windows(ids, block: int, n: int = 8) -> list[np.ndarray]:
         return []
     starts = np.unique(np.linspace(0, len(ids) - block - 1, n).astype(int))
     return [ids[s : s + block + 1] for s in starts]
-
-
-def web_check(manifest: dict) -> str | None:
-    """Why web/lm.mjs cannot run an export in onnxruntime-web, or None."""
-    if manifest.get("graph") == "fused":
-        return ("holds the fused graph, whose GroupQueryAttention needs onnxruntime 1.32 (Python); for the browser "
-                "export the run with --layout transformers.js or --graph traced")
-    return None

@@ -5,13 +5,13 @@ and ``attention_mask`` say where every token is and which slots it may see, and 
 past with the new tokens appended. Only the nodes differ, onnxruntime's contrib ops in place of
 chains of plain ones:
 
-* ``GroupQueryAttention`` over the cache, fed the packed QKV projection, its mask the additive one the
-  traced graph builds (left padding and unfilled slots of a fixed-size cache stay masked), every
-  row's length the whole cache;
-* rotary inside ``GroupQueryAttention`` (Llama), at ``position_ids`` (its ``position_ids`` input:
-  with ``query_seqlens`` given, the CPU kernel reads every token's position, left-padded rows'
-  too). Where the head size is not a multiple of 16, which that kernel needs, ``RotaryEmbedding``
-  nodes rotate queries and keys before attention;
+* ``GroupQueryAttention`` over the cache in the form onnxruntime has run since 1.22 (11 inputs, as the
+  model builder writes it but for rotary): its mask the additive one the traced graph builds (left
+  padding and unfilled slots of a fixed-size cache stay masked), every row's length the whole cache;
+* rotary (Llama) in ``RotaryEmbedding`` nodes at ``position_ids``, before attention. Inside
+  ``GroupQueryAttention`` (``do_rotary``) the kernel derives each token's position from its row's
+  length, which is wrong for left-padded rows; only onnxruntime 1.32's ``query_seqlens`` input lets
+  it read ``position_ids`` there, and no runtime before 1.32 loads a graph that names it;
 * ``SkipSimplifiedLayerNormalization`` / ``SkipLayerNormalization``: each norm after the first adds the
   residual and normalizes in one node;
 * one packed QKV ``MatMul``, ``QuickGelu`` (SiLU) or ``FastGelu`` / ``Gelu`` in the MLP;
@@ -79,7 +79,6 @@ def fused_model(model, inputs: list[dict], outputs: list[dict], opset: int):
     mask_shape = g.op("Shape", ["attention_mask"])
     one = g.const("/c/one", np.array([1], np.int64))
     zero = g.const("/c/zero", np.array([0], np.int64))
-    batch = g.op("Slice", [ids_shape, zero, one])
     seq = g.op("Slice", [ids_shape, one, g.const("/c/two", np.array([2], np.int64))])
     total = g.op("Slice", [mask_shape, one, g.const("/c/two2", np.array([2], np.int64))])
     scalar = lambda t: g.op("Squeeze", [t, zero])  # noqa: E731
@@ -99,7 +98,6 @@ def fused_model(model, inputs: list[dict], outputs: list[dict], opset: int):
                               if opset < 18 else g.op("ReduceMax", [g.op("Mul", ["attention_mask", slots]), one],
                                                       keepdims=0)], to=TensorProto.INT32)
     total_i32 = g.op("Cast", [scalar(total)], to=TensorProto.INT32)
-    query_lens = g.op("Expand", [g.op("Cast", [seq], to=TensorProto.INT32), batch])
 
     tied = "lm_head.weight" in model.tied_keys
     if tied:  # one table, stored as the head's (n_embd, vocab) weight; the embedding reads it transposed
@@ -111,8 +109,6 @@ def fused_model(model, inputs: list[dict], outputs: list[dict], opset: int):
     if not llama:
         x = g.op("Add", [x, g.op("Gather", [g.const("transformer.wpe.weight", sd["transformer.wpe.weight"]),
                                             "position_ids"], name="/wpe")])
-    # onnxruntime's CPU kernel rotates inside GroupQueryAttention only for a head size that is a multiple of 16
-    inner_rotary = llama and D % 16 == 0
     if llama:
         half = D // 2
         cos = g.const("/rope/cos", sd_buffer(model, "rope_cos")[:, :half])
@@ -155,23 +151,23 @@ def fused_model(model, inputs: list[dict], outputs: list[dict], opset: int):
         h, residual = norm(residual if pending is None else pending, f"{p}.ln_1", None if pending is None else residual,
                            f"/h.{i}/ln_1", pending_bias)
         qkv = linear(h, f"{p}.attn.c_attn", f"/h.{i}/attn/qkv")
-        if llama and not inner_rotary:  # queries and keys rotated at position_ids, then attention
+        if llama:  # queries and keys rotated at position_ids, then attention
             q, k, v = g.op("Split", [qkv, g.const(f"/h.{i}/split", np.array([H * D, Hkv * D, Hkv * D], np.int64))],
                            3, axis=-1)
             q = g.op("RotaryEmbedding", [q, "position_ids", cos, sin], name=f"/h.{i}/attn/rotary_q", domain=MS,
                      num_heads=H, interleaved=0)
             k = g.op("RotaryEmbedding", [k, "position_ids", cos, sin], name=f"/h.{i}/attn/rotary_k", domain=MS,
                      num_heads=Hkv, interleaved=0)
-            qkv_in, rotary = [q, k, v], ["", "", ""]
-        else:  # packed: GroupQueryAttention splits it (and rotates, for Llama)
-            qkv_in, rotary = [qkv, "", ""], [cos, sin, "position_ids"] if llama else ["", "", ""]
+            qkv_in = [q, k, v]
+        else:  # packed: GroupQueryAttention splits it
+            qkv_in = [qkv, "", ""]
+        # inputs 7-9 (cos_cache, sin_cache, position_ids) are for rotary inside, unused here
         y = g.op("GroupQueryAttention",
-                 [*qkv_in, f"past_key_values.{i}.key", f"past_key_values.{i}.value", seqlens_k, total_i32, *rotary,
-                  bias, "", "", "", "", "", query_lens],
+                 [*qkv_in, f"past_key_values.{i}.key", f"past_key_values.{i}.value", seqlens_k, total_i32,
+                  "", "", "", bias],
                  name=f"/h.{i}/attn/gqa", domain=MS, outputs=[f"/h.{i}/attn/out", f"present.{i}.key",
                                                               f"present.{i}.value"],
-                 num_heads=H, kv_num_heads=Hkv, scale=float(1.0 / np.sqrt(D)), do_rotary=int(llama and inner_rotary),
-                 rotary_interleaved=0)[0]
+                 num_heads=H, kv_num_heads=Hkv, scale=float(1.0 / np.sqrt(D)))[0]
         a, a_bias = bare(y, f"{p}.attn.c_proj", f"/h.{i}/attn/o")
         h2, residual = norm(a, f"{p}.ln_2", residual, f"/h.{i}/ln_2", a_bias)
         if llama:
