@@ -82,6 +82,19 @@ def _is_site(folder: Path) -> bool:
         return False
 
 
+def check_onnxruntime_web(models: list[tuple[Path, dict, str]], modules: Path) -> None:
+    """Refuse an export whose manifest names a newer onnxruntime than the onnxruntime-web in ``modules``
+    (the oldest release that runs its graph), before the page meets the graph's nodes."""
+    from .contract import version_tuple
+
+    have = _version(modules / "onnxruntime-web")
+    for p, manifest, _ in models:
+        need = manifest.get("onnxruntime")
+        if isinstance(need, str) and version_tuple(need) and version_tuple(have) < version_tuple(need):
+            raise GentoolError(f"{str(p)!r} needs onnxruntime {need} or newer and {modules / 'onnxruntime-web'} is "
+                               f"{have}: npm install onnxruntime-web@latest")
+
+
 def build(paths: list[str | Path], out: str | Path, *, node_modules: str | Path | None = None, log=print) -> Path:
     """Write the demo site for the exports in ``paths`` to ``out`` (new, empty, or a previous site)."""
     from . import __version__
@@ -113,6 +126,7 @@ def build(paths: list[str | Path], out: str | Path, *, node_modules: str | Path 
         drivers[family] = Path(spec.web)
         models.append((p, manifest, _slug(p.resolve().name, taken)))
     modules = find_node_modules(node_modules)
+    check_onnxruntime_web(models, modules)
     remove_stale_temps(out.parent, stem=out.name)
     tmp = new_temp_dir(out)
     try:

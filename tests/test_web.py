@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gentoolkit.contract import version_tuple
 from gentoolkit.runtime import load
 
 from .conftest import ROOT, one_error_line, run_cli, train_tiny
@@ -60,17 +61,40 @@ def node_modules() -> Path:
 
 
 @pytest.fixture(scope="session")
-def web_exports(tmp_path_factory, corpus) -> dict[str, Path]:
-    """The four text runs, each exported with --layout transformers.js (fp32, q8, q4)."""
-    base = tmp_path_factory.mktemp("web")
-    out = {}
-    for name, (model, tokenizer, _) in WEB_RUNS.items():
-        run = train_tiny(model, base / f"run-{name}", corpus, steps=300,
-                         extra=[f"data.tokenizer={tokenizer}", *LONGER])
-        r = run_cli("export", str(run), "-o", str(base / name), "--layout", "transformers.js")
+def web_runs(tmp_path_factory, corpus) -> dict[str, Path]:
+    """The four text runs."""
+    base = tmp_path_factory.mktemp("web-runs")
+    return {name: train_tiny(model, base / name, corpus, steps=300, extra=[f"data.tokenizer={tokenizer}", *LONGER])
+            for name, (model, tokenizer, _) in WEB_RUNS.items()}
+
+
+def export_each(runs: dict[str, Path], base: Path, *args: str, suffix: str = "") -> dict[str, Path]:
+    """``gentool export RUN -o BASE/NAME{suffix} ARGS`` for each run (the folder's name is its demo panel's)."""
+    for name, run in runs.items():
+        r = run_cli("export", str(run), "-o", str(base / f"{name}{suffix}"), *args)
         assert r.exit_code == 0, r.output
-        out[name] = base / name
+    return {name: base / f"{name}{suffix}" for name in runs}
+
+
+@pytest.fixture(scope="session")
+def web_exports(tmp_path_factory, web_runs) -> dict[str, Path]:
+    """The four text runs, each exported with --layout transformers.js (fp32, q8, q4): the traced graph."""
+    return export_each(web_runs, tmp_path_factory.mktemp("web"), "--layout", "transformers.js")
+
+
+@pytest.fixture(scope="session")
+def fused_exports(tmp_path_factory, web_runs) -> dict[str, Path]:
+    """The same runs as gentool export writes them by default: the fused graph (GroupQueryAttention)."""
+    out = export_each(web_runs, tmp_path_factory.mktemp("fused"), suffix="-fused")
+    for folder in out.values():
+        assert json.loads((folder / "gentoolkit.json").read_text())["graph"] == "fused"
     return out
+
+
+@pytest.fixture(scope="session")
+def fused_layout(tmp_path_factory, web_runs) -> dict[str, Path]:
+    """The runs in the transformers.js layout with --graph fused (fp32, q8, q4)."""
+    return export_each(web_runs, tmp_path_factory.mktemp("fused-tjs"), "--layout", "transformers.js", "--graph", "fused")
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +114,36 @@ def imported_export(tmp_path_factory, corpus) -> Path:
 
 def python_greedy(folder: Path, prompt: str, n: int, variant: str | None = None) -> str:
     return load(folder, variant=variant).generate(prompt, max_new_tokens=n, temperature=0)
+
+
+def logits_case(folder: Path) -> dict:
+    """A prefill of 20 tokens and 8 cached steps after it (tests/js/logits.mjs, browser.mjs): a check of the graph
+    that greedy text cannot give where a tiny model says the same token at every step."""
+    vocab = json.loads((folder / "gentoolkit.json").read_text())["runtime"]["vocab_size"]
+    rng = np.random.default_rng(0)
+    return {"ids": rng.integers(0, vocab - 2, 20).tolist(), "next": rng.integers(0, vocab - 2, 8).tolist()}
+
+
+def python_logits(folder: Path, case: dict) -> np.ndarray:
+    """The last position's logits of each of ``case``'s steps from onnxruntime in Python, the cache fed back."""
+    import onnxruntime as ort
+
+    manifest = json.loads((folder / "gentoolkit.json").read_text())
+    rt, options = manifest["runtime"], ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(folder / manifest["model_file"]), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    past = {f"past_key_values.{i}.{k}": np.zeros((1, rt["n_kv_head"], 0, rt["head_dim"]), np.float32)
+            for i in range(rt["n_layer"]) for k in ("key", "value")}
+    fed, out = [], []
+    for step in [case["ids"], *([t] for t in case["next"])]:
+        fed += step
+        got = dict(zip(names, session.run(None, {
+            "input_ids": np.array([step], np.int64), "attention_mask": np.ones((1, len(fed)), np.int64),
+            "position_ids": np.arange(len(fed) - len(step), len(fed))[None], **past})))
+        out.append(got["logits"][0, -1])
+        past = {p: got[p.replace("past_key_values", "present")] for p in past}
+    return np.stack(out)
 
 
 # --- the transformers.js layout -----------------------------------------------------------------------------------
@@ -119,14 +173,40 @@ def test_transformers_js_pipeline_gives_the_runtimes_greedy_text(web_exports, im
     cases.append({"dir": str(imported_export), "prompt": "The value", "max_new_tokens": 16, "dtype": "fp32"})
     assert json.loads((imported_export / "tokenizer_config.json").read_text())["add_bos_token"] is True
     assert json.loads((web_exports["gpt-char"] / "tokenizer_config.json").read_text())["add_bos_token"] is False
+    assert len(set(pipeline_matches_the_runtime(cases, tmp_path))) > 3  # the runs say different things
+
+
+def pipeline_matches_the_runtime(cases: list[dict], tmp_path: Path) -> list[str]:
+    """Run transformers.js' pipeline on ``cases`` (tests/js/transformers_js.mjs), assert each greedy text is
+    gentoolkit.runtime's on the same file; the texts."""
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     r = node("transformers_js.mjs", str(tmp_path / "cases.json"))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0, r.stderr[-3000:]
     variant = {"fp32": None, "q8": "q8", "q4": "q4"}
-    for case in json.loads(r.stdout.splitlines()[-1]):
+    results = json.loads(r.stdout.splitlines()[-1])
+    for case in results:
         expected = case["prompt"] + python_greedy(Path(case["dir"]), case["prompt"], 16, variant[case["dtype"]])
         assert case["text"] == expected, (case["dir"], case["dtype"])
-    assert len({c["text"] for c in json.loads(r.stdout.splitlines()[-1])}) > 3  # the runs say different things
+    return [c["text"] for c in results]
+
+
+def test_transformers_js_pipeline_runs_the_fused_graph(fused_layout, node_modules, tmp_path):
+    """--graph fused in the layout: GroupQueryAttention and RotaryEmbedding in transformers.js' own onnxruntime-node,
+    with the cache it makes for an empty past ([batch_size, Hkv, 0, D], sized by the input's dim name)."""
+    import onnx
+
+    folder = fused_layout["llama-byte"]
+    manifest = json.loads((folder / "gentoolkit.json").read_text())
+    # the oldest onnxruntime that runs it is no newer than the one transformers.js brings (its own nested copy)
+    nested = node_modules / "@huggingface" / "transformers" / "node_modules" / "onnxruntime-node"
+    ort_node = json.loads(((nested if nested.is_dir() else node_modules / "onnxruntime-node") / "package.json")
+                          .read_text())["version"]
+    assert manifest["graph"] == "fused" and version_tuple(manifest["onnxruntime"]) <= version_tuple(ort_node)
+    ops = {n.op_type for n in onnx.load(str(folder / "onnx" / "model_q4.onnx")).graph.node}
+    assert {"GroupQueryAttention", "RotaryEmbedding", "MatMulNBits"} <= ops
+    cases = [{"dir": str(fused_layout[name]), "prompt": prompt, "max_new_tokens": 16, "dtype": dtype}
+             for name, (_, _, prompt) in WEB_RUNS.items() for dtype in ("fp32", "q8", "q4")]
+    assert len(set(pipeline_matches_the_runtime(cases, tmp_path))) > 3
 
 
 def test_gentool_sample_reads_the_layout(web_exports):
@@ -154,7 +234,7 @@ def test_layout_with_external_data(gpt_run, node_modules, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--graph", "fused"], "traced graph"),
+    (["--graph", "nonesuch"], "choose --graph traced or fused"),
     (["--dtype", "int4"], "--variants"),
     (["--variants", "fp32,q3"], "fp32, fp16, q8, q4"),
     (["--variants", "fp32", "--block-size", "64"], "add q4"),
@@ -190,6 +270,30 @@ def test_lm_mjs_gives_the_runtimes_text(web_exports, node_modules):
     assert json.loads(sampled[0])["text"] == json.loads(sampled[1])["text"]  # the seed decides
 
 
+def test_lm_mjs_runs_the_default_export(fused_exports, node_modules):
+    """gentool export's default, the fused graph (GroupQueryAttention, RotaryEmbedding, the skip norms), in
+    onnxruntime-node: the Python runtime's greedy tokens, past the context where the window moves."""
+    texts = []
+    for name, (_, _, prompt) in WEB_RUNS.items():
+        r = node(str(LM), str(fused_exports[name]), prompt, "--max-new-tokens", "40", "--json")
+        assert r.returncode == 0, r.stderr
+        result = json.loads(r.stdout)
+        assert result["text"] == python_greedy(fused_exports[name], prompt, 40), name
+        assert len(result["ids"]) == 40 and result["tokens_per_s"] > 0
+        texts.append(result["text"])
+    assert len(set(texts)) > 2  # (a tiny llama greedy says spaces: test_lm_mjs_gives_onnxruntimes_logits checks it)
+
+
+def test_lm_mjs_gives_onnxruntimes_logits(fused_exports, node_modules, tmp_path):
+    for name, folder in fused_exports.items():
+        case = logits_case(folder)
+        (tmp_path / "case.json").write_text(json.dumps(case))
+        r = node("logits.mjs", str(LM), str(folder), str(tmp_path / "case.json"))
+        assert r.returncode == 0, r.stderr
+        expected = python_logits(folder, case)
+        np.testing.assert_allclose(np.array(json.loads(r.stdout)), expected, atol=1e-4, err_msg=name)
+
+
 def test_lm_mjs_refuses_a_tokenizer_it_cannot_read(web_exports, node_modules, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(web_exports["gpt-char"], broken)
@@ -204,8 +308,14 @@ def test_lm_mjs_refuses_a_tokenizer_it_cannot_read(web_exports, node_modules, tm
 
 
 def test_lm_mjs_refuses_what_it_cannot_run(exports, node_modules, tmp_path):
-    fused = node(str(LM), str(exports["gpt"]), "The ")  # the conftest export: the fused graph
-    assert fused.returncode == 1 and "fused graph" in fused.stderr and "--layout transformers.js" in fused.stderr
+    newer = tmp_path / "newer"  # an export whose graph needs a newer onnxruntime than the one at hand
+    shutil.copytree(exports["gpt"], newer)
+    manifest = json.loads((newer / "gentoolkit.json").read_text())
+    (newer / "gentoolkit.json").write_text(json.dumps({**manifest, "onnxruntime": "99.1"}))
+    r = node(str(LM), str(newer), "The ")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("Error: ") and "needs onnxruntime 99.1 or newer and this onnxruntime-node is" in r.stderr
+    assert "--graph traced" in r.stderr  # the fused graph: the traced one runs on older releases
     gan = node(str(LM), str(exports["gan"]))
     assert gan.returncode == 1 and "not a language model" in gan.stderr
     missing = node(str(LM), str(tmp_path))
@@ -244,17 +354,21 @@ def external_export(tmp_path_factory, gpt_run) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_site(tmp_path_factory, web_exports, exports, external_export, node_modules) -> Path:
+def demo_site(tmp_path_factory, web_exports, fused_exports, exports, external_export, node_modules) -> Path:
     site = tmp_path_factory.mktemp("demo") / "site"
     r = run_cli("demo", *map(str, web_exports.values()), str(exports["gan"]), str(exports["dcgan"]),
-                str(external_export), "-o", str(site), "--node-modules", str(node_modules))
+                str(external_export), *map(str, fused_exports.values()), "-o", str(site),
+                "--node-modules", str(node_modules))
     assert r.exit_code == 0, r.output
     return site
 
 
-def test_demo_site_holds_everything_it_runs(demo_site):
+def test_demo_site_holds_everything_it_runs(demo_site, node_modules):
     meta = json.loads((demo_site / "site.json").read_text())
-    assert [m["name"] for m in meta["models"]] == [*WEB_RUNS, "gan", "dcgan", "gpt-external"]
+    assert [m["name"] for m in meta["models"]] == [*WEB_RUNS, "gan", "dcgan", "gpt-external",
+                                                   *(f"{name}-fused" for name in WEB_RUNS)]
+    ort_web = json.loads((node_modules / "onnxruntime-web" / "package.json").read_text())["version"]
+    assert meta["vendor"]["onnxruntime-web"] == ort_web
     assert (demo_site / "models" / "gpt-external" / "onnx" / "model.onnx_data").is_file()
     for m in meta["models"]:
         assert (demo_site / m["driver"]).is_file()
@@ -265,7 +379,7 @@ def test_demo_site_holds_everything_it_runs(demo_site):
     assert "http" not in page.replace("http-equiv", "")  # no CDN: every import is relative
 
 
-def test_demo_in_chromium(demo_site, web_exports, external_export, tmp_path):
+def test_demo_in_chromium(demo_site, web_exports, fused_exports, external_export, tmp_path):
     server = subprocess.Popen([sys.executable, "-m", "gentoolkit", "demo", "--serve", "-o", str(demo_site), "--port", "0"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
@@ -273,8 +387,10 @@ def test_demo_in_chromium(demo_site, web_exports, external_export, tmp_path):
         assert "serving" in line, line
         url = line.split(" at ")[1].split()[0]
         cases = {"text": {name: {"prompt": prompt, "max_new_tokens": 40} for name, (_, _, prompt) in WEB_RUNS.items()}
+                 | {f"{name}-fused": {"prompt": prompt, "max_new_tokens": 40} for name, (_, _, prompt) in WEB_RUNS.items()}
                  | {"gpt-external": {"prompt": "The ", "max_new_tokens": 40}},
-                 "gan": {"gan": {"n": 1000}, "dcgan": {"n": 16}}}
+                 "gan": {"gan": {"n": 1000}, "dcgan": {"n": 16}},
+                 "logits": {f"{name}-fused": logits_case(folder) for name, folder in fused_exports.items()}}
         shots = Path(os.environ.get("GENTOOLKIT_SCREENSHOTS") or tmp_path / "screenshots").resolve()
         out = in_chromium(url, cases, tmp_path, shots)
     finally:
@@ -288,17 +404,27 @@ def test_demo_in_chromium(demo_site, web_exports, external_export, tmp_path):
         got = out["text"][name]
         assert got["text"] == python_greedy(web_exports[name], prompt, 40), name
         assert got["shown"] == got["text"] and got["tokens_per_s"] > 0  # streamed into the page whole
+        # the default export, the fused graph, in onnxruntime-web: the same tokens as Python's onnxruntime
+        assert out["text"][f"{name}-fused"]["text"] == python_greedy(fused_exports[name], prompt, 40), name
     assert out["text"]["gpt-external"]["text"] == python_greedy(external_export, "The ", 40)
+    for name, folder in fused_exports.items():  # onnxruntime-web's WebAssembly kernels against Python's
+        expected = python_logits(folder, cases["logits"][f"{name}-fused"])
+        np.testing.assert_allclose(np.array(out["logits"][f"{name}-fused"]), expected, atol=1e-4, err_msg=name)
     for name, n in (("gan", 1000), ("dcgan", 16)):
         assert out["gan"][name]["dims"][0] == n and out["gan"][name]["inked"] > 0.005, out["gan"][name]
-    assert all(f"{name}" in out["race"] for name in [*WEB_RUNS, "gan", "dcgan"]) and out["race"].count("done") == 7
+    assert all(f"{name}" in out["race"] for name in [*WEB_RUNS, "gan", "dcgan"]) and out["race"].count("done") == 11
     assert (shots / "demo.png").stat().st_size > 10_000
 
 
 def test_demo_errors(tmp_path, exports, gan_run, node_modules):
     site = tmp_path / "site"
     assert "not an export folder" in one_error_line(run_cli("demo", str(gan_run), "-o", str(site)))
-    assert "fused graph" in one_error_line(run_cli("demo", str(exports["gpt"]), "-o", str(site)))
+    newer = tmp_path / "newer"  # a graph that needs a newer onnxruntime than the onnxruntime-web installed
+    shutil.copytree(exports["gpt"], newer)
+    manifest = json.loads((newer / "gentoolkit.json").read_text())
+    (newer / "gentoolkit.json").write_text(json.dumps({**manifest, "onnxruntime": "99.1"}))
+    assert "needs onnxruntime 99.1 or newer" in one_error_line(
+        run_cli("demo", str(exports["gan"]), str(newer), "-o", str(site), "--node-modules", str(node_modules)))
     (tmp_path / "empty").mkdir()
     assert "lacks onnxruntime-web" in one_error_line(
         run_cli("demo", str(exports["gan"]), "-o", str(site), "--node-modules", str(tmp_path / "empty")))

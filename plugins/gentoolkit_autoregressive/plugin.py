@@ -99,7 +99,7 @@ def register_runtimes(register):
     register(RuntimeSpec(name="autoregressive", description="Exported KV-cache decoders: generate() and stream() text.",
                          load="gentoolkit_autoregressive.runtime:TextModel", sample_options=TEXT_OPTIONS,
                          timing=f"{_P}.timing:export_cases", serve=f"{_P}.serving:make_engine",
-                         web=str(Path(__file__).with_name("web") / "lm.mjs"), web_check=f"{_P}.export:web_check"))
+                         web=str(Path(__file__).with_name("web") / "lm.mjs")))
 
 
 @hookimpl

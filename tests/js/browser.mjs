@@ -1,7 +1,8 @@
 // Drive a gentool demo site in headless Chromium (Debian's, through playwright-core) and print what
 // the page did as JSON: each text panel's greedy text, each GAN panel's canvas, the timings.
 //   node browser.mjs URL CASES.json SHOTS_DIR
-// CASES: {"text": {"panel name": {"prompt": "...", "max_new_tokens": 40}}, "gan": {"panel name": {"n": 16}}}
+// CASES: {"text": {"panel name": {"prompt": "...", "max_new_tokens": 40}}, "gan": {"panel name": {"n": 16}},
+//         "logits": {"panel name": {"ids": [...], "next": [...]}}}
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import fs from "node:fs";
@@ -56,6 +57,33 @@ try {
       return n / (cv.width * cv.height);
     });
     out.gan[name] = result;
+  }
+  if (cases.logits) {  // the logits the page's onnxruntime-web gives, as tests/js/logits.mjs gets them in Node
+    out.logits = await page.evaluate(async (all) => {
+      const at = (f) => new URL(f, location.href).href;
+      const ort = await import(at("vendor/onnxruntime-web/ort.wasm.min.mjs"));  // the page's own instance
+      const { Tokenizer } = await import(at("vendor/tokenizers/tokenizers.min.mjs"));
+      const { load } = await import(at("drivers/autoregressive.mjs"));
+      const res = {};
+      for (const [name, { ids, next }] of Object.entries(all)) {
+        const base = new URL(`models/${name}/`, location.href);
+        const get = async (f) => { const r = await fetch(new URL(f, base)); if (!r.ok) throw new Error(`${f}: ${r.status}`); return r; };
+        const source = { name, json: async (f) => (await get(f)).json(),
+                         bytes: async (f) => new Uint8Array(await (await get(f)).arrayBuffer()) };
+        const lm = await load(source, { ort, Tokenizer });
+        let { logits, past } = await lm.step(ids, 0, ids.length);
+        const steps = [Array.from(logits)];
+        let n = ids.length;
+        for (const token of next) {
+          ({ logits, past } = await lm.step([token], n, n + 1, past));
+          n += 1;
+          steps.push(Array.from(logits));
+        }
+        await lm.session.release();
+        res[name] = steps;
+      }
+      return res;
+    }, cases.logits);
   }
   if (cases.timing) {  // per token and per sample, repeated: the figures of docs/performance.md
     out.timing = await page.evaluate(async (t) => {

@@ -20,9 +20,12 @@ export async function load(source, { ort, Tokenizer, sessionOptions = {} }) {
   if (manifest.family !== family || manifest.runtime?.kind !== "decoder") {
     throw new ExportError(`${where} is an export of the ${manifest.family} family, not a language model`);
   }
-  if (manifest.graph === "fused") {
-    throw new ExportError(`${where} holds the fused graph, whose GroupQueryAttention needs onnxruntime 1.32 (Python); ` +
-                          "for JavaScript export the run with --layout transformers.js or --graph traced");
+  const need = manifest.onnxruntime, have = ort.env?.versions?.common;  // the oldest release that runs the graph
+  if (typeof need === "string" && typeof have === "string" && older(have, need)) {
+    const pkg = ort.env.versions.node ? "onnxruntime-node" : "onnxruntime-web";
+    throw new ExportError(`${where} needs onnxruntime ${need} or newer and this ${pkg} is ${have}: ` +
+                          `npm install ${pkg}@latest` + (manifest.graph && manifest.graph !== "traced"
+                            ? ", or export the run again with --graph traced, which older releases run" : ""));
   }
   let tokenizer;
   try {
@@ -34,7 +37,10 @@ export async function load(source, { ort, Tokenizer, sessionOptions = {} }) {
     throw new ExportError(`${where}: cannot read its tokenizer (${String(err.message || err).split("\n")[0]}); ` +
                           "export the run again with gentool export");
   }
-  const session = await openSession(ort, source, manifest, { graphOptimizationLevel: "all", ...sessionOptions });
+  // errors only, as gentoolkit.runtime: onnxruntime warns of the fused graph's logits_to_keep, an input with
+  // a default (an initializer), on every load, and the page's console shows its warnings as errors
+  const session = await openSession(ort, source, manifest, { graphOptimizationLevel: "all", logSeverityLevel: 3,
+                                                             ...sessionOptions });
   return new LanguageModel(manifest, tokenizer, session, ort);
 }
 
@@ -46,6 +52,14 @@ async function openSession(ort, source, manifest, options) {
   const data = (manifest.files || []).filter((f) => f === `${file}.data` || f === `${file}_data`);
   const externalData = await Promise.all(data.map(async (f) => ({ path: f.split("/").pop(), data: await source.bytes(f) })));
   return ort.InferenceSession.create(await source.bytes(file), externalData.length ? { ...options, externalData } : options);
+}
+
+// "1.22.1" against "1.30": numbers compared part by part, a suffix ("-dev.2026...") ignored.
+function older(have, need) {
+  const parts = (v) => v.split(".").slice(0, 3).map((p) => parseInt(p, 10) || 0);
+  const [a, b] = [parts(have), parts(need)];
+  for (let i = 0; i < 3; i++) if ((a[i] || 0) !== (b[i] || 0)) return (a[i] || 0) < (b[i] || 0);
+  return false;
 }
 
 // A small seeded generator (mulberry32): the same seed gives the same tokens in every browser.
