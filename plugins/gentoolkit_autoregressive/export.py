@@ -219,7 +219,7 @@ def plan(run: Run) -> ExportPlan:
         outputs=outputs,
         example=example,
         cases=cases,
-        quality=quality_of(_val_windows(tree, tok, min(T, LONG_CONTEXT)), "the validation split"),
+        quality=quality_of(_val_windows(tree, tok, min(T, LONG_CONTEXT), n=4), "the validation split"),
         quality_on=quality_on,
         runtime={
             "kind": "decoder",
