@@ -97,19 +97,13 @@ def import_command(folder, out) -> None:
     ``general.architecture``; a folder to the one whose ``hf_model_types`` has its ``model_type``."""
     from pathlib import Path
 
-    from .plugins import get_registries
-
     path = Path(folder)
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     named = path.suffix.lower() == ".gguf"
     if (path.is_file() and (named or is_gguf(path))) or (named and not path.is_dir()):
         arch = gguf_architecture(path)
-        specs = [s for s in get_registries().models if arch in s.gguf_architectures and s.gguf_import]
-        if not specs:
-            known = sorted({a for s in get_registries().models for a in s.gguf_architectures})
-            raise GentoolError(f"no installed model imports GGUF files of the {arch!r} architecture; GGUF "
-                               f"architectures gentoolkit imports: {', '.join(known) or 'none'}")
-        resolve(specs[0].gguf_import)(path, out, log=log)
+        _importer(arch, "gguf_architectures", "gguf_import", f"no installed model imports GGUF files of the {arch!r} "
+                  "architecture; GGUF architectures gentoolkit imports")(path, out, log=log)
         return
     cfg = path / "config.json"
     if not path.is_dir() or not cfg.is_file():
@@ -119,12 +113,21 @@ def import_command(folder, out) -> None:
         kind = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
         raise GentoolError(f"cannot read {cfg}: {exc}") from None
-    specs = [s for s in get_registries().models if kind in s.hf_model_types and s.hf_import]
+    _importer(kind, "hf_model_types", "hf_import",
+              f"no installed model imports {kind!r} checkpoints; model types gentoolkit imports")(folder, out, log=log)
+
+
+def _importer(value, kinds: str, door: str, unknown: str):
+    """The import function (``ModelSpec.<door>``) of the first installed model whose ``ModelSpec.<kinds>``
+    holds ``value``; else an error, ``unknown`` followed by every value some model imports."""
+    from .plugins import get_registries
+
+    models = get_registries().models
+    specs = [s for s in models if value in getattr(s, kinds) and getattr(s, door)]
     if not specs:
-        known = sorted({t for s in get_registries().models for t in s.hf_model_types})
-        raise GentoolError(f"no installed model imports {kind!r} checkpoints; model types gentoolkit imports: "
-                           f"{', '.join(known) or 'none'}")
-    resolve(specs[0].hf_import)(folder, out, log=log)
+        known = sorted({k for s in models for k in getattr(s, kinds)})
+        raise GentoolError(f"{unknown}: {', '.join(known) or 'none'}")
+    return resolve(getattr(specs[0], door))
 
 
 GGUF_MAGIC = b"GGUF"
