@@ -30,11 +30,14 @@ def open_model(path: str, device: str = "cpu"):
     return TorchDecoder(model), tok, dict(run.config.get("sampler", {}))
 
 
-def chat_loop(path: str, *, system: str | None, seed: int | None, options: dict, lines=None, out=sys.stdout) -> None:
+def chat_loop(path: str, *, system: str | None, seed: int | None, options: dict, lines=None, out=None) -> None:
     """Read user turns (one a line; ``/reset`` forgets the conversation, ``/exit`` or end of input quits),
-    print each reply as it comes. ``seed`` seeds the first reply of a conversation, the next ones ``seed + 1``, ..."""
+    print each reply as it comes (to ``out``, default the standard output of the moment: a default of
+    ``sys.stdout`` would be the stream of whoever first imported this module). ``seed`` seeds the first
+    reply of a conversation, the next ones ``seed + 1``, ..."""
     from .runtime import stream_rows
 
+    out = out if out is not None else sys.stdout
     decoder, tok, defaults = open_model(path)
     if not tok.chat_template:
         raise GentoolError(f"{path!r} has no chat template; chat needs a model that has one (import one, or "
