@@ -35,7 +35,7 @@ try {
     await panel.locator("[data-testid=strategy]").selectOption(c.strategy || "greedy");
     await panel.locator("[data-testid=new-tokens]").fill(String(c.max_new_tokens));
     await panel.evaluate((p) => { delete p.dataset.result; });
-    await panel.locator("[data-testid=generate]").click();
+    await panel.locator("[data-testid=generate]").click({ timeout });  // a large model's page may be busy loading
     await page.waitForFunction((n) => document.querySelector(`section.panel[data-model="${n}"]`).dataset.result,
                                name, { timeout });
     const result = JSON.parse(await panel.getAttribute("data-result"));
