@@ -147,7 +147,7 @@ def plugins(as_json: bool):
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--resume", is_flag=True, help="Continue the run in --out (also extends a finished run to more --steps).")
 @click.option("--init", "init", type=click.Path(), metavar="RUN_OR_HF_DIR",
-              help="Start from a trained model: a run folder, or a Hugging Face folder (fine-tuning; preset finetune).")
+              help="Start from a trained model: a run folder, or a Hugging Face folder (fine-tuning: the family decides the preset and what the new run keeps).")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as TOML and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary: errors and alarms only.")
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Append every progress line and alarm to this file.")
