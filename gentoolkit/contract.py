@@ -44,6 +44,15 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(out)
 
 
+def onnxruntime_needed(manifest: dict[str, Any], have: str) -> str | None:
+    """The release the manifest's ``onnxruntime`` names (the oldest that runs the export) where ``have``,
+    the onnxruntime at hand, is older; else None."""
+    need = manifest.get("onnxruntime")
+    if isinstance(need, str) and version_tuple(need) and version_tuple(have) < version_tuple(need):
+        return need
+    return None
+
+
 def is_export(path: str | Path) -> bool:
     """An export folder (it has a manifest) or a bare ``.onnx`` file."""
     p = Path(path)

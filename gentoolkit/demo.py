@@ -85,12 +85,12 @@ def _is_site(folder: Path) -> bool:
 def check_onnxruntime_web(models: list[tuple[Path, dict, str]], modules: Path) -> None:
     """Refuse an export whose manifest names a newer onnxruntime than the onnxruntime-web in ``modules``
     (the oldest release that runs its graph), before the page meets the graph's nodes."""
-    from .contract import version_tuple
+    from .contract import onnxruntime_needed
 
     have = _version(modules / "onnxruntime-web")
     for p, manifest, _ in models:
-        need = manifest.get("onnxruntime")
-        if isinstance(need, str) and version_tuple(need) and version_tuple(have) < version_tuple(need):
+        need = onnxruntime_needed(manifest, have)
+        if need is not None:
             raise GentoolError(f"{str(p)!r} needs onnxruntime {need} or newer and {modules / 'onnxruntime-web'} is "
                                f"{have}: npm install onnxruntime-web@latest")
 

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..contract import check_external_data, check_graph, read_manifest, validate_manifest, version_tuple
+from ..contract import check_external_data, check_graph, onnxruntime_needed, read_manifest, validate_manifest
 from ..errors import GentoolError
 
 LARGE_MODEL_BYTES = 50_000_000
@@ -114,10 +114,9 @@ def check_onnxruntime(manifest: dict[str, Any], where: str) -> None:
     a message about one of its nodes."""
     import onnxruntime
 
-
-    need = manifest.get("onnxruntime")
     have = getattr(onnxruntime, "__version__", "0")
-    if not isinstance(need, str) or not version_tuple(need) or version_tuple(have) >= version_tuple(need):
+    need = onnxruntime_needed(manifest, have)
+    if need is None:
         return
     graph = manifest.get("graph")
     other = (" or export the run again with --graph traced, which older releases run"
