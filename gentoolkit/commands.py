@@ -69,26 +69,42 @@ def sample_command(path, *, n, seed, sampler, sampler_opts, out, device, options
         raise GentoolError(f"onnxruntime failed running {path} ({detail}); export the run again") from None
 
 
-def eval_command(path, *, data, as_json, device) -> None:
+def _taken(fn, family: str, options: dict) -> dict:
+    """The options given (not None) that ``fn`` takes as keywords; one it does not take is an error."""
+    import inspect
+
+    given = {k: v for k, v in options.items() if v is not None}
+    params = inspect.signature(fn).parameters
+    for name in given:
+        if name not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            raise GentoolError(f"the {family} family's eval does not take --{name.replace('_', '-')}; drop it")
+    return given
+
+
+def eval_command(path, *, data, as_json, device, window=None, stride=None) -> None:
     """``gentool eval``: a run through its model's ``evaluate`` entry (PyTorch), an export through its runtime
-    driver's ``evaluate`` method (onnxruntime), where the family has one."""
+    driver's ``evaluate`` method (onnxruntime), where the family has one. ``window`` and ``stride`` go to
+    a family whose evaluate takes them (a language model's sliding windows)."""
+    options = {"window": window, "stride": stride}
     if is_export(path):
         model = _load_export(path, device)
         if not callable(getattr(model, "evaluate", None)):
             raise GentoolError(f"the {model.family} runtime cannot evaluate an export; evaluate the run it came from: "
                                "gentool eval RUN")
-        result = model.evaluate(data=data)
+        result = model.evaluate(data=data, **_taken(model.evaluate, model.family, options))
     else:
         run = Run.open(path)
         spec = get_model(run.model_name)
-        result = _entry(spec, "evaluate")(run, data=data, device=device)
+        entry = _entry(spec, "evaluate")
+        result = entry(run, data=data, device=device, **_taken(entry, spec.family, options))
     if as_json:
         click.echo(json.dumps(result))
         return
+    from .samples.metrics import format_metric
+
     width = max((len(k) for k in result), default=0)
     for key, value in result.items():
-        shown = f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None else value
-        click.echo(f"{key:>{width}}: {shown}")
+        click.echo(f"{key:>{width}}: {format_metric(key, value)}")
 
 
 
@@ -118,14 +134,14 @@ def import_command(folder, out) -> None:
 
 
 def _importer(value, kinds: str, door: str, unknown: str):
-    """The import function (``ModelSpec.<door>``) of the first installed model whose ``ModelSpec.<kinds>``
+    """The import function (``Interop.<door>``) of the first installed model whose ``Interop.<kinds>``
     holds ``value``; else an error, ``unknown`` followed by every value some model imports."""
     from .plugins import get_registries
 
     models = get_registries().models
-    specs = [s for s in models if value in getattr(s, kinds) and getattr(s, door)]
+    specs = [s.interop for s in models if value in getattr(s.interop, kinds) and getattr(s.interop, door)]
     if not specs:
-        known = sorted({k for s in models for k in getattr(s, kinds)})
+        known = sorted({k for s in models for k in getattr(s.interop, kinds)})
         raise GentoolError(f"{unknown}: {', '.join(known) or 'none'}")
     return resolve(getattr(specs[0], door))
 

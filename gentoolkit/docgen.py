@@ -7,7 +7,6 @@ it with docs/cli.md). Tests fail when docs/cli.md or examples/configs/ is out of
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -98,13 +97,29 @@ def write_example_configs(folder: str | Path = EXAMPLE_CONFIGS) -> list[Path]:
     return written
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     from .files import write_text
 
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "cli.md"
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):  # one line, as every gentool command says it
+            self.exit(2, f"Error: {message}; see 'python -m gentoolkit.docgen --help'\n")
+
+    parser = Parser(
+        prog="python -m gentoolkit.docgen",
+        description="Regenerate the docs that come from the code: the CLI reference (docs/cli.md) and the "
+                    "example configs (examples/configs/).")
+    parser.add_argument("file", nargs="?", type=Path, metavar="FILE",
+                        help="write the CLI reference to FILE and nothing else (CI compares it with docs/cli.md) "
+                             "[default: docs/cli.md, and examples/configs/ too]")
+    args = parser.parse_args(argv)
+    target = args.file if args.file is not None else ROOT / "docs" / "cli.md"
+    if target.is_dir():
+        parser.error(f"{str(target)!r} is a folder; give the file to write the CLI reference to")
     write_text(target, cli_markdown() + "\n")
     print(f"wrote {target}")
-    if len(sys.argv) == 1:
+    if args.file is None:
         for path in write_example_configs():
             print(f"wrote {path}")
 

@@ -181,6 +181,8 @@ def fit(ctx: Context, task: Task, *, start_step: int = 0) -> dict[str, float]:
                                   enabled=ctx.is_main)
     last_eval: dict[str, float] = {}
     step = start_step
+    if ctx.resume and start_step:
+        bar.info(f"Resuming {run.path} from step {start_step} of {total}")
     window_t, window_tokens = time.perf_counter(), 0
     interrupted = _Interrupt()
     with interrupted, contextlib.closing(bar):
@@ -322,6 +324,35 @@ def _out_of_memory(doing: str):
         raise RunError(f"out of memory while {doing}") from None
 
 
+def _folder_state(out: Path) -> tuple[list[Path], set[str]]:
+    """The folders up to ``out`` that do not exist yet (innermost first), and the names ``out`` holds now."""
+    missing, p = [], out
+    while not p.exists() and not p.is_symlink() and p.parent != p:
+        missing.append(p)
+        p = p.parent
+    held = {e.name for e in out.iterdir()} if not missing and out.is_dir() else set()
+    return missing, held
+
+
+def _undo_setup(out: Path, missing: list[Path], held: set[str]) -> None:
+    """Remove what a training that failed before its first step made: the entries of ``out`` that were not
+    there before (``config.json``, ``.lock``, a tokenizer), then the folders it created, each if empty."""
+    import shutil
+
+    with contextlib.suppress(OSError):
+        for entry in list(out.iterdir()):
+            if entry.name in held:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+    for folder in missing:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only an empty folder: never what another process put there meanwhile
+
+
 def prepare_folder(out: Path, *, resume: bool, main: bool) -> None:
     """Create the run folder, or check that an existing one may be trained into."""
     from . import checkpoint as ckpt
@@ -368,6 +399,8 @@ def train(
 
     The main process holds the run folder's lock throughout; ``config.json`` is written once the
     task is built and, on ``resume``, once its checkpoint has loaded (a failed resume changes nothing).
+    A new run that fails before its first step (data it cannot read) leaves nothing behind: what it
+    made in ``out`` is removed, and ``out`` itself when this call created it; what was there stays.
     """
     from .config import to_dict
     from .files import remove_stale_temps
@@ -376,8 +409,9 @@ def train(
     run = Run(out)
     world, rank, local = distributed_env()
     main = rank == 0
-    prepare_folder(out, resume=resume, main=main)
     dev = resolve_device(device)
+    before = _folder_state(out) if main and not resume else None  # what is there before this command
+    prepare_folder(out, resume=resume, main=main)
 
     def meta() -> dict[str, Any]:
         return {"model": spec.name, "family": spec.family, "plugin": spec.plugin, "gentoolkit_version": __version__,
@@ -392,16 +426,21 @@ def train(
         ctx = Context(spec=spec, config=dict(config), run=run, device=dev, resume=resume, rank=rank, world_size=world,
                       init=Path(init) if init is not None and not resume else None, output=output)
         try:
-            if main and not resume:
-                run.write_config(meta())  # the folder is a run from now on, even if this one stops early
-            task_cls = resolve(spec.trainer)
-            with _out_of_memory("building the model: make it smaller"):
-                task = task_cls(ctx)  # the task may fill in derived config (vocab_size) before config.json is written
-                start = load_checkpoint(ctx, task) if resume else 0
-            if main:
-                run.write_config(meta())
-                run.truncate_metrics(start)
-            ctx.barrier()
+            try:
+                if main and not resume:
+                    run.write_config(meta())  # the folder is a run from now on (undone should the setup fail)
+                task_cls = resolve(spec.trainer)
+                with _out_of_memory("building the model: make it smaller"):
+                    task = task_cls(ctx)  # the task may fill in derived config (vocab_size) before config.json is written
+                    start = load_checkpoint(ctx, task) if resume else 0
+                if main:
+                    run.write_config(meta())
+                    run.truncate_metrics(start)
+                ctx.barrier()
+            except BaseException:  # bad data, a model too big...: no run folder is left behind
+                if before is not None:
+                    _undo_setup(out, *before)
+                raise
             if start >= ctx.config["train"].steps:
                 if main and not (output is not None and output.quiet):
                     print(f"Run {out} already reached step {start}; raise --steps to train further.", file=sys.stderr)
@@ -479,11 +518,11 @@ def _init_run(init: str, spec: ModelSpec, tempfile, nproc: int) -> tuple[Run, st
     if not path.is_dir() or not (path / "config.json").is_file():
         raise RunError(f"--init {init!r} is neither a run folder nor a Hugging Face model folder")
     kind = _json(path / "config.json").get("model_type")
-    if kind not in spec.hf_model_types or spec.hf_import is None:
+    if kind not in spec.interop.hf_model_types or spec.interop.hf_import is None:
         raise RunError(f"--init {init!r} holds a {kind!r} model; {spec.name} starts from "
-                       f"{', '.join(spec.hf_model_types) or 'no Hugging Face'} checkpoints")
+                       f"{', '.join(spec.interop.hf_model_types) or 'no Hugging Face'} checkpoints")
     temp = tempfile.mkdtemp(prefix="gentool-init-")
-    resolve(spec.hf_import)(path, Path(temp) / "run", log=lambda m: print(m, file=sys.stderr))
+    resolve(spec.interop.hf_import)(path, Path(temp) / "run", log=lambda m: print(m, file=sys.stderr))
     return Run.open(Path(temp) / "run"), temp
 
 
@@ -613,6 +652,8 @@ def _train_from_cli(spec: ModelSpec, *, preset, config_file, sets, out, device, 
         print(json.dumps({"run": str(run.path), "model": spec.name, "steps": tree["train"].steps,
                           "metrics": last, "evaluated_on": run.evaluated_on or None}))
     if not output.quiet:
-        summary = ", ".join(f"{k} {v:.4f}" for k, v in last.items())
+        from .samples.metrics import format_metric
+
+        summary = ", ".join(f"{k} {format_metric(k, float(v))}" for k, v in last.items())
         on = f"; {run.evaluated_on}" if run.evaluated_on and summary else ""
         print(f"Run saved in {run.path}" + (f" ({summary}{on})" if summary else ""), file=sys.stderr)

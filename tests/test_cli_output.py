@@ -48,6 +48,14 @@ def test_redirected_training_writes_plain_lines_and_json(tmp_path, corpus):
     assert "cannot write the log file" in one_error_line(bad)
 
 
+def test_resume_says_the_step_it_continues_from(tmp_path, corpus):
+    run = tmp_path / "run"
+    assert run_cli(*TRAIN, "--steps", "6", "--data", str(corpus), "--out", str(run)).exit_code == 0
+    r = run_subprocess("train", "gpt", "--steps", "8", "--resume", "--out", str(run))
+    assert r.returncode == 0, r.stderr
+    assert f"Resuming {run} from step 6 of 8" in r.stderr.splitlines()[0]
+
+
 def _on_a_terminal(args: list[str], env: dict, *, interrupt_at: str | None = None) -> str:
     """stderr of ``gentool ARGS`` written to a pseudo-terminal, as a user at one sees it; with ``interrupt_at``,
     Ctrl-C (SIGINT) once that text has appeared, and the command must then exit with 130."""
@@ -101,7 +109,59 @@ def test_eval_of_an_export_is_the_runs_number(gpt_run, exports, corpus, tmp_path
     assert on_file["data"] == str(corpus) and on_file["val_loss"] != exp["val_loss"]
     text = run_cli("eval", str(exports["gpt"])).output
     assert "measured_on: the whole validation split" in text
-    assert "evaluate the run it came from" in one_error_line(run_cli("eval", str(exports["gan"])))
+
+
+def test_eval_scores_a_text_shorter_than_the_context_and_sliding_windows(gpt_run, exports, gan_run, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("The cat sat.", encoding="utf-8")  # 12 bytes: shorter than the 32-token context
+    for path in (gpt_run, exports["gpt"]):
+        r = run_cli("eval", str(path), "--data", str(short), "--json")
+        assert r.exit_code == 0, r.output
+        res = json.loads(r.output)
+        assert res["tokens"] == 11 and res["windows"] == 1 and res["window"] == 11 and res["val_loss"] > 0
+    text = tmp_path / "text.txt"
+    text.write_text("def f(x):\n    return x + 1\n" * 10, encoding="utf-8")  # 270 bytes, 269 targets
+    seen = {}
+    for args in ([], ["--window", "16"], ["--window", "16", "--stride", "4"]):
+        run = json.loads(run_cli("eval", str(gpt_run), "--data", str(text), "--json", *args).output)
+        exp = json.loads(run_cli("eval", str(exports["gpt"]), "--data", str(text), "--json", *args).output)
+        assert exp["val_loss"] == pytest.approx(run["val_loss"], abs=1e-4) and exp["windows"] == run["windows"]
+        assert run["tokens"] == 269  # every token scored once, however the windows lie
+        seen[tuple(args)] = (run["windows"], run["window"], run["stride"])
+    assert seen == {(): (9, 32, 32), ("--window", "16"): (17, 16, 16), ("--window", "16", "--stride", "4"): (65, 16, 4)}
+    bad = [(["--window", "0"], "'--window': '0' is not in [1,"), (["--window", "33"], "--window 33 does not fit the model's "
+           "context of 32 tokens"), (["--window", "8", "--stride", "9"], "--stride 9 must be 1 to the window (8 tokens)"),
+           (["--stride", "x"], "'x' is not an integer")]
+    for args, part in bad:
+        for path in (gpt_run, exports["gpt"]):
+            assert part in one_error_line(run_cli("eval", str(path), "--data", str(text), *args)), args
+    assert "the gan family's eval does not take --window" in one_error_line(run_cli("eval", str(gan_run), "--window", "8"))
+
+
+def test_eval_of_a_gan_export_is_the_runs_numbers(gan_run, dcgan_run, exports):
+    for name, run in (("gan", gan_run), ("dcgan", dcgan_run)):
+        of_run = json.loads(run_cli("eval", str(run), "--json").output)
+        r = run_cli("eval", str(exports[name]), "--json")
+        assert r.exit_code == 0, r.output
+        of_export = json.loads(r.output)
+        assert list(of_export) == list(of_run) and of_export["samples"] == of_run["samples"]
+        for key, value in of_run.items():  # the same latents through onnxruntime: the same numbers, up to rounding
+            assert of_export[key] == (pytest.approx(value, rel=0.02, abs=0.5) if isinstance(value, float) else value), key
+    on_grid = json.loads(run_cli("eval", str(exports["gan"]), "--data", "grid", "--json").output)
+    assert on_grid["data"] == "grid" and on_grid["modes_total"] == 25
+    assert "holds images, but this generator makes vectors" in one_error_line(
+        run_cli("eval", str(exports["gan"]), "--data", "digits"))
+
+
+def test_eval_and_quickstart_print_high_quality_alike(gan_run, exports):
+    from gentoolkit.samples.metrics import format_metric
+
+    value = json.loads(run_cli("eval", str(exports["gan"]), "--json").output)["high_quality"]
+    assert 0 <= value <= 100  # a percentage in --json and metrics.jsonl
+    for path in (gan_run, exports["gan"]):
+        assert re.search(r"^high_quality: \d+\.\d\d%$", run_cli("eval", str(path)).output, re.M)
+    assert format_metric("high_quality", 99.8) == "99.80%" and format_metric("reverse_kl", 0.01) == "0.0100"
+    # the quickstart's line is built from the same formatter: tests/test_quickstart.py reads it from its output
 
 
 def test_listings_name_every_builtin_model_and_its_presets():
@@ -111,6 +171,25 @@ def test_listings_name_every_builtin_model_and_its_presets():
     listed = json.loads(run_cli("models", "--json").output)
     for spec in listed:  # every preset of every model shows in the table, not only in --json
         assert ", ".join(spec["presets"]) in rows[spec["name"]]
+
+
+def test_a_mistyped_command_suggests_the_one_fewest_edits_away():
+    from gentoolkit.errors import closest, edit_distance
+
+    assert edit_distance("smaple", "sample") == 1 and edit_distance("smaple", "samplers") == 3
+    for typed, meant in (("smaple", "sample"), ("sampel", "sample"), ("modles", "models"), ("exprot", "export"),
+                         ("plugns", "plugins")):
+        r = run_cli(typed)
+        assert f"No such command '{typed}'. Did you mean '{meant}'?" in one_error_line(r), r.output
+    assert "Did you mean" not in one_error_line(run_cli("xyz"))
+    assert closest("stpes", ["steps", "seed", "eval_interval"]) == "steps"
+    assert "Did you mean 'gpt'" in one_error_line(run_cli("train", "gtp"))
+
+
+def test_an_unknown_model_lists_the_known_ones_and_points_at_plugins():
+    line = one_error_line(run_cli("train", "flowmatch"))
+    assert "unknown model 'flowmatch'" in line and "gpt, llama" in line
+    assert "come from plugins: pip install the plugin package" in line and "'gentool plugins'" in line
 
 
 def test_image_samples_without_out_go_to_a_new_png(exports, tmp_path, monkeypatch):

@@ -92,3 +92,90 @@ def test_every_spec_field_is_documented():
     missing = [f"{t.__name__}.{f.name}" for t in SPEC_TYPES.values() for f in dataclasses.fields(t)
                if not re.search(rf"`{f.name}[`(]", text)]
     assert not missing, missing
+
+
+# --- the README's commands run as written: every path one reads, an earlier one made ----------------------------
+_PATH_COMMANDS = {"import", "chat", "sample", "eval", "export", "serve", "demo"}  # their leading arguments are paths
+_READS = {"--data", "--init", "--config", "--eval-data"}
+_WRITES = {"-o", "--out", "-d"}
+_SUFFIXES = (".txt", ".gguf", ".jsonl", ".json", ".toml", ".csv", ".npy", ".png", ".whl", ".safetensors", ".onnx")
+
+
+def _path_like(word: str) -> bool:
+    return ("/" in word and "://" not in word) or word.endswith(_SUFFIXES)
+
+
+def _readme_commands() -> list[tuple[str, list[str]]]:
+    """``(line, words)`` of every command in README.md's bash blocks, a line split at ``&&``, ``;`` and ``|``."""
+    import shlex
+
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+        for line in block.splitlines():
+            words: list[str] = []
+            for w in shlex.split(line, comments=True) + ["&&"]:
+                if w in ("&&", "||", ";", "|"):
+                    out += [(line, words)] if words else []
+                    words = []
+                else:
+                    words.append(w)
+    return out
+
+
+def _reads_and_writes(words: list[str], datasets: set[str]) -> tuple[list[str], list[str]]:
+    """The paths a README command reads and those it makes, by what each of its commands takes."""
+    reads, writes = [], []
+    if words[:2] == ["python", "-c"]:
+        code = words[2]
+        writes += re.findall(r"open\(\s*'([^']+)'\s*,\s*'w", code)
+        reads += [p for p in re.findall(r"'([^']*)'", code) if _path_like(p) and p not in writes]
+        return reads, writes
+    if words[0] == "unzip":  # unzip [-opts] ARCHIVE [MEMBER...] -d DIR
+        args = [w for w in words[1:] if not w.startswith("-")]
+        reads.append(args[0])
+        writes += [words[i + 1] for i, w in enumerate(words) if w == "-d"]
+        return reads, writes
+    command = words[1] if words[0] == "gentool" and len(words) > 1 else ""
+    if command in _PATH_COMMANDS:
+        for w in words[2:]:
+            if w.startswith("-"):
+                break
+            reads.append(w)
+    resume = "--resume" in words
+    for flag, value in zip(words, words[1:]):
+        if flag in _WRITES:
+            (reads if resume else writes).append(value)
+        elif flag in _READS and not (flag == "--data" and value in datasets and not _path_like(value)):
+            reads.append(value)
+    if words[0] == "pip" and "install" in words:
+        reads += [w for w in words if _path_like(w)]
+    return reads, writes
+
+
+def test_every_path_a_readme_command_reads_is_made_by_an_earlier_one():
+    import fnmatch
+    import subprocess
+
+    from gentoolkit.plugins import get_registries
+
+    datasets = set(get_registries().datasets.names())
+
+    def shipped(path: str) -> bool:  # a file or folder of this repository, as git tracks it
+        r = subprocess.run(["git", "-C", str(ROOT), "ls-files", "--", path], capture_output=True, text=True)
+        return r.returncode == 0 and bool(r.stdout.strip())
+
+    def under(path: str, made: str) -> bool:
+        parts, base = Path(path).parts, Path(made).parts
+        return len(parts) >= len(base) and all(fnmatch.fnmatch(p, b) or fnmatch.fnmatch(b, p)
+                                               for p, b in zip(parts, base))
+
+    commands = _readme_commands()
+    assert sum(words[0] == "gentool" for _, words in commands) >= 25, "the README's commands were not found"
+    made: list[str] = []
+    missing = []
+    for line, words in commands:
+        reads, writes = _reads_and_writes(words, datasets)
+        missing += [f"{path!r} in: {line.strip()}" for path in reads
+                    if not any(under(path, m) for m in made) and not shipped(path.removeprefix("./"))]
+        made += writes
+    assert not missing, "README commands read what no earlier command makes:\n" + "\n".join(missing)

@@ -75,6 +75,21 @@ def test_docgen_with_a_target_writes_only_that_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.md"]
 
 
+def test_docgen_help_prints_usage_and_writes_nothing(tmp_path):
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in FOLDER.glob("*.toml")}
+    cli_md = (ROOT / "docs" / "cli.md").stat().st_mtime_ns
+    for args in (["--help"], ["-h"]):
+        r = subprocess.run([sys.executable, "-m", "gentoolkit.docgen", *args], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=120)
+        assert r.returncode == 0 and r.stdout.startswith("usage: python -m gentoolkit.docgen"), r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "gentoolkit.docgen", "--out", "x.md"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("Error: unrecognized arguments: --out") and r.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # no file named --help, -h or --out
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in FOLDER.glob("*.toml")} == before
+    assert (ROOT / "docs" / "cli.md").stat().st_mtime_ns == cli_md
+
+
 def test_every_builtin_preset_is_documented():
     from gentoolkit.plugins import get_registries
 

@@ -85,6 +85,23 @@ def test_export_never_removes_what_is_not_its_own(tmp_path, gpt_run, corpus):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".gentool-tmp")]
 
 
+def test_a_training_that_fails_before_its_first_step_leaves_no_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = ["--data", str(tmp_path / "missing.txt"), "--device", "cpu", "--steps", "2"]
+    assert "neither a file" in one_error_line(run_cli("train", "gpt", *bad, "--out", str(tmp_path / "new" / "run")))
+    assert "neither a file" in one_error_line(run_cli("train", "gpt", *bad))  # no --out: runs/gpt-DATE
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither new/, new/run, runs/ nor runs/gpt-*
+    # a folder that was there before stays, and so does what it held
+    (tmp_path / "empty").mkdir()
+    assert "neither a file" in one_error_line(run_cli("train", "gpt", *bad, "--out", str(tmp_path / "empty")))
+    assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    one_error_line(run_cli("train", "gpt", *bad, "--out", str(mine)))
+    assert digest(mine) == {"notes.txt": b"keep me"} and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
 # 2, 3, 4. checkpoints, restarts, locking -----------------------------------------------------------------
 def test_a_damaged_newest_checkpoint_is_passed_over(tmp_path, corpus):
     run = tmp_path / "run"
@@ -377,7 +394,7 @@ def test_paths_stay_inside_the_export_folder(tmp_path, exports):
 # 9. small things -----------------------------------------------------------------------------------------
 def test_small_things(tmp_path, corpus, gpt_run):
     from gentoolkit.config import dumps_toml
-    from gentoolkit.runtime.tokenizer import TextTokenizer
+    from gentoolkit_autoregressive.tokenizer import TextTokenizer
 
     # every file of a run gets the same permissions (safetensors makes its own files 0600)
     modes = {p.name: p.stat().st_mode & 0o777 for p in gpt_run.rglob("*") if p.is_file() and p.name != ".lock"}

@@ -19,6 +19,21 @@ import math
 
 import numpy as np
 
+#: metrics whose value is a percentage, 0 to 100 (so in metrics.jsonl and every --json too): shown with a % sign
+PERCENT = frozenset({"high_quality"})
+
+
+def format_metric(key: str, value) -> str:
+    """A metric as ``gentool eval`` and the quickstart print it: a percentage with two decimals and its
+    % sign (``high_quality`` 99.80%), any other number with four decimals, None as n/a."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if key in PERCENT:
+        return f"{value:.2f}%"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
 
 def mixture_metrics(samples: np.ndarray, modes: np.ndarray, std: float) -> dict:
     """PacGAN's protocol: nearest mode; high quality within 3 std; a mode is captured with one such sample.

@@ -27,7 +27,9 @@ def quickstart(out: Path, *, small: bool, seed: int, say) -> dict:
     text = load(onnx).generate("The ", max_new_tokens=160, seed=seed)
     lines = [f"Text from the exported gpt (seed {seed}, prompt 'The '):", "  " + ("The " + text).replace("\n", "\n  ")]
     if last:
-        lines.append(f"gpt validation loss: {last.get('val_loss', float('nan')):.3f} nats per token (byte)")
+        lines.append(f"gpt validation loss (estimate on {tree['train'].eval_batches} batches during training): "
+                     f"{last.get('val_loss', float('nan')):.3f} nats per token (byte); on the whole validation "
+                     f"split: gentool eval {run}")
     lines.append(f"loss curves: {run / 'loss.png'}")
     return {"lines": lines, "folders": [run, onnx],
             "try": [f"gentool sample {onnx} -p 'def ' --temperature 0.7 --seed 2",

@@ -15,7 +15,7 @@ def quickstart(out: Path, *, small: bool, seed: int, say) -> dict:
     from gentoolkit.quickstart import export_step, train_step
     from gentoolkit.runtime import load
     from gentoolkit.samples.data import ring
-    from gentoolkit.samples.metrics import diversity, mixture_metrics
+    from gentoolkit.samples.metrics import diversity, format_metric, mixture_metrics
 
     preset, steps = SIZES[small]
     run, onnx, picture = out / "gan-run", out / "gan-onnx", out / "ring-samples.png"
@@ -32,9 +32,9 @@ def quickstart(out: Path, *, small: bool, seed: int, say) -> dict:
     m = mixture_metrics(points, data.modes, data.mode_std)
     scatter(data.x[:2500], points, picture, modes=data.modes, mode_std=data.mode_std,
             title="gan on ring: real (grey) vs generated (red)")
-    lines = [f"gan on ring, 2,500 samples from the exported generator: {m['modes']}/{m['modes_total']} modes, "
-             f"{m['high_quality']:.1f}% high quality, reverse KL {m['reverse_kl']:.3f}, "
-             f"diversity {diversity(points, data.x):.2f}",
+    m["diversity"] = diversity(points, data.x)
+    shown = ", ".join(f"{k} {format_metric(k, m[k])}" for k in ("high_quality", "reverse_kl", "diversity"))
+    lines = [f"gan on ring, 2,500 samples from the exported generator: modes {m['modes']}/{m['modes_total']}, {shown}",
              f"scatter plot: {picture}"]
     return {"lines": lines, "folders": [run, onnx],
             "try": ["gentool train gan --preset classic --out runs/collapse   # the 2014 recipe: watch the alarm"]}

@@ -57,8 +57,39 @@ class GeneratorModel:
         x = self.sample(n, seed, sampler=sampler, sampler_opts=sampler_opts, **options)
         write_samples(x, out, as_json=as_json, low=self.low, high=self.high)
 
-    def save(self, samples: np.ndarray, path: str | None) -> None:
-        """Write samples as a .png grid or scatter, .csv or .npy (matplotlib only for .png)."""
+    def evaluate(self, data: str | None = None, seed: int = 0) -> dict:
+        """``gentool eval EXPORT``: what ``gentool eval RUN`` reports for the run it came from, through
+        onnxruntime: :func:`gentoolkit.samples.evaluation.measure` on 2,500 samples (10,000 of ``digits``) of
+        standard normal latents drawn with ``seed``, against the run's data, or ``data`` (a dataset name, a
+        .npy or .csv file, an image folder). ``digits``' classifier needs PyTorch; the rest is numpy."""
+        from gentoolkit.errors import GentoolError
+        from gentoolkit.samples.data import fit_images, load
+        from gentoolkit.samples.evaluation import measure
+
+        from .latent import LatentSampler
+
+        config = self.manifest.get("config") if isinstance(self.manifest.get("config"), dict) else {}
+        dcfg = config.get("data") if isinstance(config.get("data"), dict) else {}
+        shape = next(e["shape"] for e in self.manifest["io"]["outputs"] if e["name"] == "samples")[1:]
+        images = len(shape) == 3
+        samples = load(data if data is not None else dcfg.get("path"), n_samples=int(dcfg.get("n_samples") or 50_000),
+                       image_size=shape[-1] if images else None, channels=shape[0] if images else None)
+        makes = "images" if images else "vectors"
+        if samples.kind != makes:
+            raise GentoolError(f"{samples.name!r} holds {samples.kind}, but this generator makes {makes}; "
+                               f"evaluate it on {makes}")
+        if images:
+            fit_images(samples, shape[-1], shape[0])
+        elif samples.x.shape[1] != shape[0]:
+            raise GentoolError(f"{samples.name!r} holds {samples.x.shape[1]}-D vectors, but this generator makes "
+                               f"{shape[0]}-D ones; evaluate it on data of its own kind")
+        n = 10_000 if samples.name == "digits" else 2_500
+        x = self.generate_from(LatentSampler("normal")(n, self.z_dim, np.random.default_rng(seed)))
+        return {"data": samples.name, "samples": n, **measure(samples, x)}
+
+    def save(self, samples: np.ndarray, path: str | None) -> Path | None:
+        """Write samples as a .png grid or scatter, .csv or .npy (matplotlib only for .png); returns the file
+        written (None: CSV on stdout, for ``path`` None). Prints nothing: saying what was written is the caller's."""
         from gentoolkit.samples.io import save_samples
 
-        save_samples(samples, path, low=self.low, high=self.high)
+        return save_samples(samples, path, low=self.low, high=self.high, quiet=True)

@@ -62,8 +62,9 @@ class DiffusionModel:
         x = self.sample(n, seed, sampler=sampler, sampler_opts=sampler_opts, **options)
         write_samples(x, out, as_json=as_json, low=self.low, high=self.high)
 
-    def save(self, samples: np.ndarray, path: str) -> None:
-        """Write samples as a .png grid or scatter, .csv or .npy (matplotlib only for .png)."""
+    def save(self, samples: np.ndarray, path: str) -> Path | None:
+        """Write samples as a .png grid or scatter, .csv or .npy (matplotlib only for .png); returns the file
+        written (None: CSV on stdout, for ``path`` None). Prints nothing: saying what was written is the caller's."""
         from gentoolkit.samples.io import save_samples
 
-        save_samples(samples, path, low=self.low, high=self.high)
+        return save_samples(samples, path, low=self.low, high=self.high, quiet=True)
