@@ -1,9 +1,10 @@
 """Decode speed of this checkout against another revision, side by side in one run.
 
-Usage: python benchmarks/compare_revisions.py --base REV [--rounds 12] [--repeat 20]
+Usage: python benchmarks/compare_revisions.py --base REV [--rounds 12] [--repeat 20] [--export DIR]
 
 The other revision is checked out in a temporary git worktree. One export (nanoGPT's CPU
-size, 65 symbols, random weights: what `gentool bench` uses) is made with this checkout; both
+size, 0.8M parameters, 65 symbols, random weights: what `gentool bench` uses) is made with this
+checkout, or ``--export`` names one (the real SmolLM2-135M's, for the 135M row); both
 revisions' runtimes then decode it, in fresh interpreters that take turns (base, this, base,
 this, ...), so a slow moment of the machine falls on both alike. Each interpreter times 63
 greedy tokens and 63 sampled ones (temperature 0.8, top-k 40) from a one-token prompt, the two
@@ -30,7 +31,10 @@ import json, statistics, sys, time
 sys.meta_path = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "") + repr(f)]
 import numpy as np
 from gentoolkit.runtime import load
-from gentoolkit.runtime.generation import generate_tokens
+try:
+    from gentoolkit_autoregressive.decode import generate_tokens
+except ImportError:  # revisions before the decode loop moved into its family
+    from gentoolkit.runtime.generation import generate_tokens
 try:
     from gentoolkit_autoregressive.samplers import make_greedy, make_sampler
 except ImportError:  # revisions before the samplers moved into their families
@@ -72,6 +76,7 @@ def main():
     ap.add_argument("--base", required=True, help="the revision to compare with (a commit, tag or branch)")
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--export", type=Path, help="an export folder to decode (default: a new 0.8M one)")
     args = ap.parse_args()
     import numpy as np
 
@@ -81,7 +86,7 @@ def main():
         base = Path(tmp) / "base"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base), args.base], check=True)
         try:
-            export = make_export(Path(tmp))
+            export = args.export.resolve() if args.export else make_export(Path(tmp))
             rows = {"base": [], "head": []}
             for r in range(args.rounds):
                 for who, root in ([("base", base), ("head", ROOT)] if r % 2 == 0 else [("head", ROOT), ("base", base)]):

@@ -71,7 +71,7 @@ def main():
     seconds, peak = peak_rss_mb([sys.executable, "-m", "gentoolkit", "import", str(src), "-o", str(run)])
     fp32_mb = n * 4 / 1e6
     from gentoolkit.run import Run
-    from gentoolkit_autoregressive.sample import load_run
+    from gentoolkit_autoregressive.run_model import load_run
 
     hf = AutoModelForCausalLM.from_pretrained(str(src), torch_dtype=torch.float32).eval()
     ours, tok, _ = load_run(Run.open(run))

@@ -102,8 +102,8 @@ def prepare(work: Path, name: str) -> dict[str, Path]:
 
 # --- workers: the cases of the other back ends, named as gentoolkit's own (timing.plan) ---------------------
 def _ids(folder: Path, options: dict[str, Any]):
-    from gentoolkit.runtime.tokenizer import TextTokenizer
     from gentoolkit_autoregressive.timing import plan, prompt_ids
+    from gentoolkit_autoregressive.tokenizer import TextTokenizer
 
     (p, n, long), names = plan(options["context"], options)
     return p, n, long, names, prompt_ids(TextTokenizer.from_file(folder / "tokenizer.json", ""), max(p, long))
@@ -256,8 +256,8 @@ def logits_against_transformers(folders: dict[str, Path], threads: int) -> list[
     from transformers.utils import logging
 
     from gentoolkit.runtime import load
-    from gentoolkit.runtime.tokenizer import TextTokenizer
     from gentoolkit_autoregressive.timing import prompt_ids
+    from gentoolkit_autoregressive.tokenizer import TextTokenizer
 
     logging.disable_progress_bar()
     hf_dir = folders["hf"]
@@ -320,7 +320,7 @@ def profile_steps(folder: Path, threads: int, steps: int = 16) -> list[tuple[str
         opts.profile_file_prefix = str(Path(tmp) / "p")
         lm = load(folder, threads=threads)
         lm.decoder.session = ort.InferenceSession(str(model_file(folder)), opts, providers=["CPUExecutionProvider"])
-        from gentoolkit.runtime.generation import generate_tokens
+        from gentoolkit_autoregressive.decode import generate_tokens
         from gentoolkit_autoregressive.samplers import make_greedy
 
         list(generate_tokens(lm.decoder, [list(range(5, 37))], sampler=make_greedy(), max_new_tokens=steps,

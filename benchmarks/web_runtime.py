@@ -109,7 +109,7 @@ def build(base: Path, real: list[str] | None = None, graphs: tuple[str, ...] = (
 
 def python_figures(folders: dict[str, Path], repeat: int) -> dict[str, float]:
     from gentoolkit.runtime import load
-    from gentoolkit.runtime.generation import generate_tokens
+    from gentoolkit_autoregressive.decode import generate_tokens
     from gentoolkit_autoregressive.samplers import make_greedy
 
     res = {}

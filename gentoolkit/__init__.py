@@ -12,7 +12,16 @@ __version__ = "0.1.0"
 from .errors import GentoolError  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .plugins import get_dataset, get_loss, get_model, get_registries, get_sampler  # noqa: E402
-from .registry import DatasetSpec, InitSpec, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec  # noqa: E402
+from .registry import (  # noqa: E402
+    DatasetSpec,
+    InitSpec,
+    Interop,
+    LossSpec,
+    ModelSpec,
+    RuntimeSpec,
+    SamplerSpec,
+    Tools,
+)
 
 __all__ = [
     "__version__",
@@ -20,6 +29,8 @@ __all__ = [
     "GentoolError",
     "ModelSpec",
     "InitSpec",
+    "Interop",
+    "Tools",
     "SamplerSpec",
     "LossSpec",
     "DatasetSpec",

@@ -89,10 +89,10 @@ def bench_families(repeat: int = 5) -> dict[str, dict]:
     out: dict[str, dict] = {}
     seen = set()
     for spec in sorted(get_registries().models, key=lambda s: (s.family, s.name)):
-        if spec.bench is None or spec.bench in seen:
+        if spec.tools.bench is None or spec.tools.bench in seen:
             continue
-        seen.add(spec.bench)
-        got = resolve(spec.bench)(repeat)
+        seen.add(spec.tools.bench)
+        got = resolve(spec.tools.bench)(repeat)
         table = got if isinstance(got, dict) else {"title": spec.family, "rows": got}
         family = out.setdefault(spec.family, {"title": table.get("title", spec.family), "plugin": spec.plugin,
                                               "rows": []})
@@ -208,7 +208,7 @@ def path_cases(path: str, options: dict[str, Any]) -> tuple[str, list[tuple[str,
         torch.set_num_threads(threads or 1)  # like the runtime's session
         run = Run.open(path)
         spec = get_model(run.model_name)
-        what, ref, driver = f"run ({spec.name}, PyTorch)", spec.timing, run
+        what, ref, driver = f"run ({spec.name}, PyTorch)", spec.tools.timing, run
     if ref is None:
         raise GentoolError(f"family {spec.name!r} (plugin {spec.plugin!r}) gives gentool bench no cases to time")
     return what, resolve(ref)(driver, options)

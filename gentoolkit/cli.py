@@ -15,8 +15,8 @@ import sys
 import click
 
 from . import __version__
-from .errors import GentoolError
-from .params import COUNT, POSITIVE, SEED, Number
+from .errors import GentoolError, closest
+from .params import COUNT, POSITIVE, SEED, Number, option_flag
 from .plugins import get_registries, plugin_records, reserved_command_names
 
 #: what the ``train`` extra brings (import name -> what it is), for the line an app install prints
@@ -34,6 +34,16 @@ class GentoolGroup(click.Group):
         if name == "sample":  # its flags come from the registered families
             return sample_command()
         return super().get_command(ctx, name) or get_registries().commands.get(name)
+
+    def resolve_command(self, ctx, args):
+        """An unknown command's error suggests the command fewest edits away (a swap counts as one:
+        ``smaple`` -> ``sample``), among every command, plugin ones and ``sample`` included."""
+        name = click.utils.make_str(args[0])
+        if (not ctx.resilient_parsing and not name.startswith("-") and ctx.token_normalize_func is None
+                and self.get_command(ctx, name) is None):
+            hint = closest(name, self.list_commands(ctx))
+            raise click.UsageError(f"No such command {name!r}." + (f" Did you mean {hint!r}?" if hint else ""), ctx)
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx):
         try:
@@ -198,16 +208,6 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
-def _click_option(opt, families: list[str]) -> click.Option:
-    """The flag of a family's :class:`~gentoolkit.registry.SampleOption`."""
-    decls = [opt.flag, *([opt.short] if opt.short else []), opt.name]
-    text = f"{opt.help} [{', '.join(families)}]"
-    if opt.type is bool:
-        return click.Option(decls, is_flag=True, default=None, help=text)
-    kind = Number(opt.type, opt.low, opt.high, low_open=opt.low_open) if opt.type in (int, float) else str
-    return click.Option(decls, type=kind, multiple=opt.multiple, default=None, help=text)
-
-
 def sample_command() -> click.Command:
     """``gentool sample``: the host's options, and a flag for every option a registered family declares."""
     from .registry import merge_declared
@@ -243,7 +243,7 @@ def sample_command() -> click.Command:
         run(path, n=num_samples, seed=seed, sampler=sampler, sampler_opts=sampler_opt, out=out, device=device,
             options={k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()}, as_json=as_json)
 
-    sample.params.extend(_click_option(opt, families[name]) for name, opt in declared.items())
+    sample.params.extend(option_flag(opt, f"{opt.help} [{', '.join(families[name])}]") for name, opt in declared.items())
     return sample
 
 
@@ -252,15 +252,21 @@ def sample_command() -> click.Command:
 @click.option("--data", help="Evaluate on this data instead of the run's validation split.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
-def eval_(run, data, as_json, device):
-    """Evaluate a run (PyTorch) or an export (onnxruntime): validation loss, perplexity and bits per byte.
+@click.option("--window", type=Number(int, 1, 10**9),
+              help="Text: score in windows of this many tokens [default: the model's context; a shorter text: one window].")
+@click.option("--stride", type=Number(int, 1, 10**9),
+              help="Text: start a window every this many tokens (each token is scored once, after at least "
+              "window - stride tokens of context, but in the first window) [default: the window: side by side].")
+def eval_(run, data, as_json, device, window, stride):
+    """Evaluate a run (PyTorch) or an export (onnxruntime): a text model's validation loss, perplexity and
+    bits per byte, or a sample model's metrics (modes, high_quality in %, ...).
 
-    The number is the whole validation split's (or the whole of --data), in the windows of the
+    A text model's number is the whole validation split's (or the whole of --data), in windows of the
     context; training's val_loss is an estimate on train.eval_batches batches of it.
     """
     from .commands import eval_command
 
-    eval_command(run, data=data, as_json=as_json, device=device)
+    eval_command(run, data=data, as_json=as_json, device=device, window=window, stride=stride)
 
 
 @cli.command()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import json
 import math
 import types
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from .errors import ConfigError
+from .errors import ConfigError, closest
 
 Sections = Mapping[str, type]
 INT_LIMIT = 2**63  # integers in a config fit int64 (PyTorch's and numpy's)
@@ -118,8 +117,8 @@ def coerce(value: Any, tp: Any, key: str, *, from_text: bool = False) -> Any:
 
 def _unknown(key: str, valid: list[str], where: str) -> ConfigError:
     head, _, last = key.rpartition(".")
-    hint = difflib.get_close_matches(last, valid, n=1)
-    did = f" (did you mean {(head + '.' if head else '') + hint[0]!r}?)" if hint else ""
+    hint = closest(last, valid)
+    did = f" (did you mean {(head + '.' if head else '') + hint!r}?)" if hint else ""
     return ConfigError(f"unknown config key {key!r}{did}; valid keys in {where}: {', '.join(valid)}")
 
 
@@ -242,6 +241,7 @@ class BaseTrainConfig:
 
     steps: int = 1000
     seed: int = 1337
+    batch_size: int = 32  # the global batch: torchrun's workers split it (a multiple of their number)
     eval_interval: int = 250
     log_interval: int = 10
     compile: bool = False

@@ -59,21 +59,6 @@ def is_export(path: str | Path) -> bool:
     return (p.is_dir() and (p / MANIFEST).is_file()) or (p.is_file() and p.suffix == ".onnx")
 
 
-def _metadata(session, where) -> dict[str, Any]:
-    """The manifest copy in model.onnx's metadata_props, JSON values decoded."""
-    try:
-        meta = session.get_modelmeta().custom_metadata_map
-    except UnicodeDecodeError:
-        raise GentoolError(f"{where}: model.onnx's metadata is damaged (not UTF-8); export the run again") from None
-    out: dict[str, Any] = {}
-    for key, value in meta.items():
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 def read_manifest(folder: Path, model_file: Path | None = None) -> dict[str, Any]:
     manifest_path = folder / MANIFEST
     if manifest_path.is_file():
@@ -89,10 +74,8 @@ def read_manifest(folder: Path, model_file: Path | None = None) -> dict[str, Any
         return manifest
     if model_file is None:
         raise GentoolError(f"{str(folder)!r} is not a gentoolkit export (no gentoolkit.json); create one with 'gentool export RUN -o DIR'")
-    # a bare model.onnx: the manifest is also in its metadata_props
-    from .runtime import make_session
-
-    return _metadata(make_session(model_file), model_file)
+    # a bare model.onnx: the manifest is also in its metadata_props, read from the file itself
+    return model_metadata(model_file)
 
 
 def _shape_ok(shape: Any) -> bool:
@@ -145,12 +128,27 @@ def check_graph(manifest: dict[str, Any], session, where: str) -> None:
             if a.type != _ORT_TYPES[entry["dtype"]] or len(a.shape) != len(entry["shape"]) or any(d != g for d, g in fixed):
                 raise GentoolError(f"{where}: {side[:-1]} {name!r} of model.onnx is {a.type} {list(a.shape)}, but the "
                                    f"manifest says {entry['dtype']} {entry['shape']}; export the run again")
-    embedded = _metadata(session, where)
+    embedded = _session_metadata(session, where)
     for key in CROSS_CHECKED:
         if key in embedded and embedded[key] != manifest.get(key):
             raise GentoolError(f"{where}: gentoolkit.json contradicts model.onnx's own copy of the manifest "
                                f"({key}: {_short(manifest.get(key))} against {_short(embedded[key])}); "
                                "export the run again")
+
+
+def _session_metadata(session, where) -> dict[str, Any]:
+    """The manifest copy in an open session's model metadata, JSON values decoded."""
+    try:
+        meta = session.get_modelmeta().custom_metadata_map
+    except UnicodeDecodeError:
+        raise GentoolError(f"{where}: model.onnx's metadata is damaged (not UTF-8); export the run again") from None
+    out: dict[str, Any] = {}
+    for key, value in meta.items():
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def _short(value: Any) -> str:
@@ -246,6 +244,66 @@ def external_locations(model_file: Path) -> list[str]:
                 raise GentoolError(f"{model_file} is not a readable ONNX model (its protobuf is damaged); "
                                    "export the run again") from None
     return found
+
+
+def _entry(buf, pos: int, end: int) -> tuple[str | None, str | None]:
+    """A StringStringEntryProto's key (1) and value (2)."""
+    found: dict[int, bytes] = {}
+    while pos < end:
+        tag, pos = _varint(buf, pos, end)
+        if tag & 7 != 2:
+            raise _Truncated
+        length, pos = _varint(buf, pos, end)
+        if pos + length > end:
+            raise _Truncated
+        found[tag >> 3] = bytes(buf[pos : pos + length])
+        pos += length
+    return tuple(found[n].decode("utf-8") if n in found else None for n in (1, 2))  # type: ignore[return-value]
+
+
+def model_metadata(model_file: Path) -> dict[str, Any]:
+    """The manifest copy in a graph's ``metadata_props`` (ModelProto field 14), JSON values decoded.
+
+    Read from the protobuf's top level (the graph and its weights are skipped, not read), so a bare
+    ``model.onnx`` gives its manifest without an onnxruntime session."""
+    import mmap
+
+    out: dict[str, Any] = {}
+    with open(model_file, "rb") as fh:
+        size = fh.seek(0, 2)
+        if size == 0:
+            raise GentoolError(f"{model_file} is empty, not an ONNX model; export the run again")
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            pos = 0
+            try:
+                while pos < size:
+                    tag, pos = _varint(buf, pos, size)
+                    wire = tag & 7
+                    if wire == 0:
+                        _, pos = _varint(buf, pos, size)
+                    elif wire in (1, 5):
+                        pos += 8 if wire == 1 else 4
+                    elif wire == 2:
+                        length, pos = _varint(buf, pos, size)
+                        if pos + length > size:
+                            raise _Truncated
+                        if tag >> 3 == 14:
+                            key, value = _entry(buf, pos, pos + length)
+                            if key is not None:
+                                try:
+                                    out[key] = json.loads(value) if value is not None else None
+                                except json.JSONDecodeError:
+                                    out[key] = value
+                        pos += length
+                    else:
+                        raise _Truncated
+            except _Truncated:
+                raise GentoolError(f"{model_file} is not a readable ONNX model (its protobuf is damaged); "
+                                   "export the run again") from None
+            except UnicodeDecodeError:
+                raise GentoolError(f"{model_file}: model.onnx's metadata is damaged (not UTF-8); "
+                                   "export the run again") from None
+    return out
 
 
 def check_external_data(model_file: Path) -> None:

@@ -187,7 +187,7 @@ def _optimize(path: Path, enable: bool = True) -> None:
     weights = {t.name for t in graph.initializer}
     read_twice = any(n.op_type == "Transpose" and n.input[0] in weights for n in graph.node)
     # the attributes of onnxruntime's own ops as written: saving, onnxruntime adds every attribute its
-    # release knows at its default (GroupQueryAttention's k_quant_type), which older releases refuse
+    # release knows at its default (an attention op's newest ones), which older releases refuse
     written = {n.name: {a.name for a in n.attribute} for n in graph.node if n.domain not in ("", "ai.onnx")}
     del graph
     out = path.with_name("optimized.onnx")
@@ -1030,7 +1030,7 @@ def main_cli(run, out, fmt: str = "onnx", layout: str = "onnx", variants: str | 
 
         r = Run.open(run)
         spec = get_model(r.model_name)
-        if spec.hf_export is None:
+        if spec.interop.hf_export is None:
             raise ExportError(f"model {spec.name!r} (plugin {spec.plugin!r}) has no Hugging Face export; "
                               "export it to ONNX")
         others = [k for k in ("opset", "atol", "rtol", "max_kl", "dtype", "quantize", "weights", "eval_data", "graph")
@@ -1038,7 +1038,7 @@ def main_cli(run, out, fmt: str = "onnx", layout: str = "onnx", variants: str | 
         if others:
             flag = {"weights": "block-size", "eval_data": "eval-data", "max_kl": "max-kl"}.get(others[0], others[0])
             raise ExportError(f"--{flag} is for ONNX exports, not --format hf")
-        resolve(spec.hf_export)(r, out, overwrite=kw.get("overwrite", False), log=log)
+        resolve(spec.interop.hf_export)(r, out, overwrite=kw.get("overwrite", False), log=log)
         return
     if layout != "onnx":
         names = tuple(v.strip() for v in variants.split(",")) if variants else DEFAULT_VARIANTS

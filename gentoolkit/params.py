@@ -45,3 +45,15 @@ class Number(click.ParamType):
 SEED = Number(int, 0, 2**63 - 1)
 COUNT = Number(int, 1, 100_000)
 POSITIVE = Number(float, 0, low_open=True)
+
+
+def option_flag(opt, help: str | None = None) -> click.Option:
+    """The command-line flag of a family's declared decode option (a
+    :class:`~gentoolkit.registry.SampleOption`): ``top_k`` becomes ``--top-k``, typed and range-checked
+    as declared. ``gentool sample`` and a family's own commands make their flags with it."""
+    decls = [opt.flag, *([opt.short] if opt.short else []), opt.name]
+    text = opt.help if help is None else help
+    if opt.type is bool:
+        return click.Option(decls, is_flag=True, default=None, help=text)
+    kind = Number(opt.type, opt.low, opt.high, low_open=opt.low_open) if opt.type in (int, float) else str
+    return click.Option(decls, type=kind, multiple=opt.multiple, default=None, help=text)

@@ -1,6 +1,6 @@
 """``gentool quickstart``: the whole path once, for a newcomer, with no download.
 
-Each family that registers ``ModelSpec.quickstart`` brings one step: a function
+Each family that registers ``ModelSpec.tools.quickstart`` brings one step: a function
 ``quickstart(out, *, small, seed, say) -> {"lines", "folders", "try"}`` that trains its model
 into ``out``, exports it to ONNX (validated against PyTorch), runs the export through the
 torch-free runtime, and says what came out (``lines``), what it wrote (``folders``) and what to
@@ -24,7 +24,7 @@ import click
 def steps() -> list:
     from .plugins import get_registries
 
-    return [s for s in sorted(get_registries().models, key=lambda s: (s.family, s.name)) if s.quickstart]
+    return [s for s in sorted(get_registries().models, key=lambda s: (s.family, s.name)) if s.tools.quickstart]
 
 
 def run(out: str | Path = "quickstart", size: str = "default", seed: int = 1337) -> dict:
@@ -40,7 +40,7 @@ def run(out: str | Path = "quickstart", size: str = "default", seed: int = 1337)
     results = []
     for i, spec in enumerate(specs, 1):
         say(f"[{i}/{len(specs)}] {spec.name} ({spec.family}, plugin {spec.plugin})")
-        results.append(resolve(spec.quickstart)(out, small=size == "small", seed=seed, say=say))
+        results.append(resolve(spec.tools.quickstart)(out, small=size == "small", seed=seed, say=say))
     return {"out": out, "steps": results, "minutes": (time.perf_counter() - t0) / 60}
 
 

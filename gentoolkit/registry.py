@@ -8,13 +8,30 @@ only when used, so listing models never imports torch.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .errors import PluginError, UnknownNameError
+from .errors import PluginError, UnknownNameError, closest
+from .protocols import (
+    Bench,
+    Build,
+    CheckInit,
+    EvaluateRun,
+    ExportCheckpoint,
+    ImportCheckpoint,
+    LoadDataset,
+    LoadDriver,
+    PlanExport,
+    Quickstart,
+    ResolveConfig,
+    SamplerFactory,
+    SampleRun,
+    Serve,
+    Timing,
+    WebCheck,
+)
 
 #: The kinds of things plugins register, in the order they are reported.
 KINDS = ("models", "samplers", "losses", "datasets", "runtimes")
@@ -55,7 +72,13 @@ class SampleOption:
     excluded). ``multiple``: repeatable, the values come as a list. ``sampler``: the option is
     passed to the sampler (one of its own options, or a key of the family's ``choose`` map that
     picks it); otherwise it is the family's own (a prompt, stop strings). ``escapes``: on the
-    command line ``\\n``, ``\\t``, ``\\r`` and ``\\\\`` are read as escapes.
+    command line ``\\n``, ``\\t``, ``\\r`` and ``\\\\`` are read as escapes. ``default``: the value
+    where neither the user nor the model's stored defaults give one. ``api``: the field of
+    ``gentool serve``'s request that carries it (None: not served). ``api_schema``: JSON Schema keywords
+    the request adds to the option's own range (OpenAI's ``{"maximum": 2}`` for a temperature).
+
+    A family declares its options once, as a dataclass (:func:`gentoolkit.sampling.option`,
+    :func:`gentoolkit.sampling.sample_options` makes these from it).
     """
 
     name: str
@@ -68,6 +91,9 @@ class SampleOption:
     short: str | None = None
     sampler: bool = True
     escapes: bool = False
+    default: Any = None
+    api: str | None = None
+    api_schema: dict | None = None
 
     def __post_init__(self):
         if self.type not in (int, float, str, bool):
@@ -96,26 +122,52 @@ class InitSpec:
     preset: str | None = None
     keep: tuple[str, ...] = ("model",)
     may_change: tuple[str, ...] = ()
-    check: str | Callable | None = None
+    check: str | CheckInit | None = None
+
+
+@dataclass(frozen=True)
+class Interop:
+    """The other formats a model comes from or goes to (``ModelSpec.interop``; all optional).
+
+    ``hf_model_types``, ``hf_import`` and ``hf_export`` open the Hugging Face door: ``gentool import
+    FOLDER`` asks the model whose ``hf_model_types`` holds the folder's ``model_type``, and ``gentool export
+    --format hf`` calls ``hf_export``; ``gguf_architectures`` and ``gguf_import`` open llama.cpp's:
+    ``gentool import FILE.gguf``.
+    """
+
+    hf_model_types: tuple[str, ...] = ()
+    hf_import: str | ImportCheckpoint | None = None
+    hf_export: str | ExportCheckpoint | None = None
+    gguf_architectures: tuple[str, ...] = ()
+    gguf_import: str | ImportCheckpoint | None = None
+
+
+@dataclass(frozen=True)
+class Tools:
+    """What a model brings to the toolkit's own commands (``ModelSpec.tools``; all optional): ``bench``
+    times one whole sample for ``gentool bench``'s side-by-side table, ``timing`` gives the cases
+    ``gentool bench RUN`` times on a run folder, ``quickstart`` is the model's step of ``gentool
+    quickstart``."""
+
+    bench: str | Bench | None = None
+    timing: str | Timing | None = None
+    quickstart: str | Quickstart | None = None
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """A trainable model, as registered by ``register_models``.
 
-    ``config`` is the dataclass of the ``[model]`` config section; ``sections``
-    gives the dataclasses of the other sections (``data``, ``train``, ``loss``,
-    ``sampler``). ``build(model_config, vocab_size=...)`` returns the network,
-    ``trainer`` is the family's training task (see :mod:`gentoolkit.training`),
-    and ``export`` describes the ONNX graph as plain data (see the export docs).
-    ``sample(run, *, n, seed, out, device, sampler, sampler_opts, **options)`` samples from a
-    run folder, taking the ``sample_options`` it declares (:class:`SampleOption`); ``bench``
-    (optional) times one whole sample for ``gentool bench``'s side-by-side table; ``timing``
-    (optional) gives the cases ``gentool bench RUN`` times on a run folder (see :class:`RuntimeSpec`); and
-    ``quickstart`` (optional) is this model's step of ``gentool quickstart``. ``hf_model_types``,
-    ``hf_import`` and ``hf_export`` open the Hugging Face door: ``gentool import`` and
-    ``gentool export --format hf``; ``gguf_architectures`` and ``gguf_import`` open llama.cpp's:
-    ``gentool import FILE.gguf``.
+    The first six fields are what every model has: ``config`` is the dataclass of the ``[model]``
+    config section, ``build(model_config, vocab_size=...)`` returns the network, ``trainer`` is the
+    family's training task (see the training loop). The rest are optional and grouped by use.
+    ``sections`` gives the dataclasses of the other sections (``data``, ``train``, ``loss``, ...);
+    ``export`` describes the ONNX graph as plain data (see the export docs);
+    ``sample(run, *, n, seed, out, device, sampler, sampler_opts, **options)`` samples from a run
+    folder, taking the ``sample_options`` it declares (made from the family's decode-options dataclass
+    with :func:`gentoolkit.sampling.sample_options`); ``evaluate`` is ``gentool eval RUN``;
+    ``tools`` (:class:`Tools`) and ``interop`` (:class:`Interop`) group what only some models bring.
+    The callables' signatures are the protocols of :mod:`gentoolkit.protocols`.
     ``legacy`` maps config keys added after a release to the value that reproduces
     older run folders, whose ``config.json`` lacks them. ``resolve_config(tree) -> tree``
     (optional) fills the keys a config leaves to the data (``None``) as training will, so that
@@ -128,26 +180,21 @@ class ModelSpec:
     family: str
     description: str
     config: type
-    build: str | Callable
+    build: str | Build
     trainer: str | Callable
+    # training and its config
     sections: Mapping[str, type] = field(default_factory=dict)
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     default_preset: str | None = None
-    export: str | Callable | None = None
-    sample: str | Callable | None = None
-    evaluate: str | Callable | None = None
+    resolve_config: str | ResolveConfig | None = None  # resolve_config(tree) -> tree, for --print-config
+    # sampling, evaluation and export of a run
+    export: str | PlanExport | None = None
+    sample: str | SampleRun | None = None
+    evaluate: str | EvaluateRun | None = None
     sample_options: tuple[SampleOption, ...] = ()
-    bench: str | Callable | None = None
-    timing: str | Callable | None = None  # timing(run, options) -> [(case, fn), ...]
-    quickstart: str | Callable | None = None
-    resolve_config: str | Callable | None = None  # resolve_config(tree) -> tree, for --print-config
-    # Hugging Face folders: the config.json model_type values this model imports, and how
-    hf_model_types: tuple[str, ...] = ()
-    hf_import: str | Callable | None = None  # hf_import(folder, out, *, log) -> run folder
-    hf_export: str | Callable | None = None  # hf_export(run, out, *, overwrite, log) -> folder
-    # llama.cpp's GGUF files: the general.architecture values this model imports, and how
-    gguf_architectures: tuple[str, ...] = ()
-    gguf_import: str | Callable | None = None  # gguf_import(file, out, *, log) -> run folder
+    # what only some models bring
+    tools: Tools = field(default_factory=Tools)
+    interop: Interop = field(default_factory=Interop)
     aliases: tuple[str, ...] = ()
     plugin: str = ""
     # "section.key" -> the behaviour a run folder written before that key existed had (config.json lacks it)
@@ -172,7 +219,7 @@ class SamplerSpec:
     name: str
     kind: str
     description: str
-    factory: str | Callable
+    factory: str | SamplerFactory
     options: Mapping[str, type] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     plugin: str = ""
@@ -197,7 +244,7 @@ class DatasetSpec:
     name: str
     kind: str
     description: str
-    load: str | Callable
+    load: str | LoadDataset
     aliases: tuple[str, ...] = ()
     plugin: str = ""
 
@@ -224,12 +271,12 @@ class RuntimeSpec:
 
     name: str  # the family it runs, as written in the export manifest
     description: str
-    load: str | Callable
+    load: str | LoadDriver
     sample_options: tuple[SampleOption, ...] = ()
-    timing: str | Callable | None = None
-    serve: str | Callable | None = None
+    timing: str | Timing | None = None
+    serve: str | Serve | None = None
     web: str | None = None
-    web_check: str | Callable | None = None
+    web_check: str | WebCheck | None = None
     aliases: tuple[str, ...] = ()
     plugin: str = ""
 
@@ -282,11 +329,13 @@ class Registry(Generic[T]):
         if key in self._specs:
             return self._specs[key]
         what = SINGULAR[self.kind]
-        hint = difflib.get_close_matches(name, list(self._specs) + list(self._aliases), n=1)
-        did = f" Did you mean {hint[0]!r}?" if hint else ""
+        hint = closest(name, list(self._specs) + list(self._aliases))
+        did = f" Did you mean {hint!r}?" if hint else ""
         avail = ", ".join(self.names()) or "none (no plugin provides one)"
         raise UnknownNameError(
-            f"unknown {what} {name!r}.{did} Available: {avail}. See 'gentool {self.kind}'."
+            f"unknown {what} {name!r}.{did} Available: {avail} (see 'gentool {self.kind}'). Other {self.kind} come "
+            f"from plugins: pip install the plugin package that provides {name!r}, then 'gentool plugins' lists "
+            "what each installed plugin registered (and why one failed to load)"
         )
 
 

@@ -10,13 +10,90 @@ error on a run, on its export and from Python, and nothing is dropped in silence
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import numbers
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .config import coerce
-from .errors import ConfigError
+from .config import check_range, coerce
+from .errors import ConfigError, PluginError
 from .plugins import get_registries
 from .registry import SampleOption, resolve
+
+_KEY = "gentoolkit.sample_option"
+
+
+def option(help: str, *, default: Any = None, low: float | None = None, high: float | None = None,
+           low_open: bool = False, short: str | None = None, sampler: bool = True, escapes: bool = False,
+           api: str | None = None, api_schema: dict | None = None) -> Any:
+    """One field of a family's decode options dataclass: what :class:`~gentoolkit.registry.SampleOption`
+    holds, with the field's name and type. ``api``: the field of ``gentool serve``'s request that
+    carries it (``None``: the server does not take it)::
+
+        @dataclass(frozen=True)
+        class MyOptions:
+            steps: int = option("Denoising passes.", default=50, low=1, api="steps")
+    """
+    meta = {"help": help, "low": low, "high": high, "low_open": low_open, "short": short, "sampler": sampler,
+            "escapes": escapes, "api": api, "default": default, "api_schema": api_schema}
+    return dataclasses.field(default=default, metadata={_KEY: meta})
+
+
+def sample_options(cls: type) -> tuple[SampleOption, ...]:
+    """The options a family's decode-options dataclass declares, in field order: the CLI's flags, the
+    server's request fields and the samplers' arguments are all made from these."""
+    if not dataclasses.is_dataclass(cls):
+        raise PluginError(f"{cls!r} is not a dataclass of decode options")
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get(_KEY)
+        if meta is None:
+            raise PluginError(f"{cls.__name__}.{f.name} is not declared with gentoolkit.sampling.option()")
+        kind, multiple = hints[f.name], False
+        if typing.get_origin(kind) is tuple:
+            kind, multiple = typing.get_args(kind)[0], True
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if typing.get_origin(kind) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+            kind = args[0]
+        out.append(SampleOption(f.name, kind, meta["help"], low=meta["low"], high=meta["high"],
+                                low_open=meta["low_open"], multiple=multiple, short=meta["short"],
+                                sampler=meta["sampler"], escapes=meta["escapes"],
+                                default=None if multiple else meta["default"], api=meta["api"],
+                                api_schema=meta["api_schema"]))
+    return tuple(out)
+
+
+def declared_default(declared: Sequence[SampleOption], name: str) -> Any:
+    """The declared default of the option ``name``."""
+    return next(o.default for o in declared if o.name == name)
+
+
+def check_values(declared: Sequence[SampleOption], values: Mapping[str, Any], prefix: str = "") -> None:
+    """``ValueError`` for a value of a declared option that is not of its type or not in its range
+    (``prefix`` names where the value comes from: ``"sampler."`` for a config section)."""
+    by_name = {o.name: o for o in declared}
+    for name, value in values.items():
+        o = by_name.get(name)
+        key = prefix + name
+        if o is None or value is None or o.multiple or o.type in (str,):
+            continue
+        if o.type is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false, got {value!r}")
+            continue
+        ok = isinstance(value, numbers.Integral) if o.type is int else isinstance(value, numbers.Real)
+        if isinstance(value, bool) or not ok or (o.type is float and not math.isfinite(value)):
+            what = "an integer" if o.type is int else "a finite number"
+            raise ValueError(f"{key} must be {what}, got {value!r}")
+        check_range(key, value, o.low, o.high, low_open=o.low_open)
+
+
+def sampler_arguments(declared: Sequence[SampleOption], takes: Sequence[str] | None = None) -> dict[str, type]:
+    """``SamplerSpec.options`` from the declaration: the sampler-side options (``takes``: only these)."""
+    return {o.name: o.type for o in declared if o.sampler and o.type is not bool and (takes is None or o.name in takes)}
 
 
 def given_options(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,10 +163,6 @@ def make_sampler(
         sampler = resolve(spec.factory)(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"sampler {name!r}: {exc}") from None
-    if kind == "logits":
-        from .runtime.strategies import check_sampler
-
-        check_sampler(sampler, name)
     return sampler
 
 
@@ -114,4 +187,9 @@ def resolve_sampling(
     to_sampler = {o.name for o in declared if o.sampler}
     sampler_obj = make_sampler(kind, name=sampler, defaults=defaults, sampler_opts=sampler_opts, choose=choose,
                                options={k: v for k, v in given.items() if k in to_sampler})
-    return sampler_obj, {k: v for k, v in given.items() if k not in to_sampler}
+    rest = {k: v for k, v in given.items() if k not in to_sampler}
+    try:  # the sampler checked its own; these are the family's (a length, stop strings)
+        check_values(declared, rest)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return sampler_obj, rest

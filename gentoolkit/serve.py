@@ -30,22 +30,15 @@ from .errors import GentoolError
 LOG = logging.getLogger("gentoolkit.serve")
 
 # --- the request schemas, as plain data (JSON Schema) ------------------------------------------------------
-_STOP = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4}]}
+# OpenAI's own fields; a family's decode options join them where it declares the field that carries one
+# (SampleOption.api; see text_schema)
 _SAMPLING = {
-    "max_tokens": {"type": "integer", "minimum": 1},
-    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-    "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
     "n": {"type": "integer", "minimum": 1},
     "stream": {"type": "boolean"},
     "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}},
                        "additionalProperties": False},
-    "stop": _STOP,
     "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},  # as gentool sample --seed
     "user": {"type": "string"},
-    # gentoolkit's own samplers, as extra fields
-    "top_k": {"type": "integer", "minimum": 0},
-    "min_p": {"type": "number", "minimum": 0, "maximum": 1},
-    "repetition_penalty": {"type": "number", "exclusiveMinimum": 0},
     # OpenAI's, accepted at the values that change nothing
     "presence_penalty": {"type": "number", "enum": [0]},
     "frequency_penalty": {"type": "number", "enum": [0]},
@@ -326,21 +319,28 @@ def build_app(served: dict[str, Served], limits: Limits):
 
     async def generate(request: Request, chat: bool) -> Response:
         data = await read_json(request)
-        check(data, CHAT if chat else COMPLETION, "")
+        asked = served.get(data.get("model")) if isinstance(data.get("model"), str) else None
+        declared = _declared(asked.driver) if asked is not None and asked.engine is not None else ()
+        check(data, text_schema(declared, chat), "")
         s = model_of(data, "text")
         n = data.get("n", 1)
         if n > limits.max_n:
             raise RequestError(f"n is {n}; this server allows at most {limits.max_n}", param="n")
-        # OpenAI's defaults: 16 for a completion; a chat reply runs to its end (here: the export's stored default)
-        default = int(s.driver.defaults.get("max_new_tokens", 200)) if chat else 16
-        max_tokens = data.get("max_completion_tokens", data.get("max_tokens", min(default, limits.max_tokens)))
-        if max_tokens > limits.max_tokens:
-            raise RequestError(f"max_tokens is {max_tokens}; this server allows at most {limits.max_tokens}",
-                               param="max_tokens")
-        stop = data.get("stop") or []
-        stop = [stop] if isinstance(stop, str) else list(stop)
-        options = {k: data[k] for k in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty") if k in data}
-        options.update(max_new_tokens=max_tokens, stop=stop)
+        options = {}
+        for o in declared:
+            if o.api in data:
+                value = data[o.api]
+                options[o.name] = ([value] if isinstance(value, str) else list(value or ())) if o.multiple else value
+        # the length: OpenAI's max_tokens (a chat's max_completion_tokens), 16 for a completion by OpenAI's
+        # default; a chat reply runs to its end (here: the export's stored default, else the family's)
+        length = next((o for o in declared if o.api == "max_tokens"), None)
+        if length is not None:
+            default = int(s.driver.defaults.get(length.name, length.default)) if chat else 16
+            max_tokens = data.get("max_completion_tokens", data.get("max_tokens", min(default, limits.max_tokens)))
+            if max_tokens > limits.max_tokens:
+                raise RequestError(f"max_tokens is {max_tokens}; this server allows at most {limits.max_tokens}",
+                                   param="max_tokens")
+            options[length.name] = max_tokens
         engine = s.engine
         ctx = engine.context_length
         if chat:
@@ -351,7 +351,7 @@ def build_app(served: dict[str, Served], limits: Limits):
         encoded = []
         for p in prompts:
             try:
-                ids = _encode(s.driver, p)
+                ids = engine.encode_prompt(p)
             except GentoolError as exc:
                 raise RequestError(str(exc), param="messages" if chat else "prompt") from None
             if not ids and chat:
@@ -368,7 +368,7 @@ def build_app(served: dict[str, Served], limits: Limits):
         jobs = []
         for k, ids in enumerate(encoded):
             try:
-                job = s.driver.new_job(ids, n=n, seed=data.get("seed"), options=options,
+                job = engine.new_job(ids, n=n, seed=data.get("seed"), options=options,
                                        emit=lambda c, piece, finish, err, k=k: loop.call_soon_threadsafe(
                                            queue.put_nowait, (k * n + c, piece, finish, err)))
             except GentoolError as exc:
@@ -506,8 +506,7 @@ def build_app(served: dict[str, Served], limits: Limits):
     async def models(request: Request):
         return JSONResponse({"object": "list", "data": [
             {"id": n, "object": "model", "created": s.created, "owned_by": "gentoolkit",
-             "family": s.driver.manifest["family"], "endpoints": ["/v1/completions", "/v1/chat/completions"]
-             if s.engine is not None else ["/v1/samples"]} for n, s in served.items()]})
+             "family": s.driver.manifest["family"], "endpoints": _endpoints(s)} for n, s in served.items()]})
 
     async def health(request: Request):
         return JSONResponse({"status": "draining" if state["draining"] else "ok", "models": list(served)})
@@ -607,11 +606,13 @@ def _messages(messages: list[dict]) -> list[dict]:
     return out
 
 
-def _encode(driver, prompt) -> list[int]:
-    encode = getattr(driver, "encode_prompt", None)
-    if encode is None:
-        raise GentoolError("this export's driver cannot take prompts")
-    return encode(prompt)
+def _endpoints(s: Served) -> list[str]:
+    """What /v1/models lists for an export: /v1/samples, or /v1/completions and, where its tokenizer has a
+    chat template to render messages with, /v1/chat/completions."""
+    if s.engine is None:
+        return ["/v1/samples"]
+    tokenizer = getattr(s.engine, "tokenizer", None) or getattr(s.driver, "tokenizer", None)
+    return ["/v1/completions"] + (["/v1/chat/completions"] if getattr(tokenizer, "chat_template", None) else [])
 
 
 def _png(driver, x) -> bytes:
@@ -625,21 +626,38 @@ def _png(driver, x) -> bytes:
         return path.read_bytes()
 
 
-def samples_schema(driver) -> dict:
-    """/v1/samples' schema for one export: the common fields and the family's declared sample options."""
+def _declared(driver) -> tuple:
+    """The decode options the family of ``driver`` declares (its ``RuntimeSpec.sample_options``)."""
     from .plugins import get_registries
 
-    spec = get_registries(commands=False).runtimes.get(driver.manifest["family"])
+    return tuple(get_registries(commands=False).runtimes.get(driver.manifest["family"]).sample_options)
+
+
+def option_schema(o) -> dict:
+    """The JSON schema of a declared option's value (a :class:`~gentoolkit.registry.SampleOption`)."""
+    s: dict[str, Any] = {"type": {int: "integer", float: "number", str: "string", bool: "boolean"}[o.type]}
+    if o.low is not None:
+        s["exclusiveMinimum" if o.low_open else "minimum"] = o.low
+    if o.high is not None:
+        s["maximum"] = o.high
+    if o.multiple:
+        return {"oneOf": [s, {"type": "array", "items": s, **(o.api_schema or {})}]}
+    return {**s, **(o.api_schema or {})}
+
+
+def text_schema(declared: Sequence, chat: bool) -> dict:
+    """The request schema of /v1/chat/completions (``chat``) or /v1/completions: OpenAI's fields and the
+    family's decode options that it declares a request field for."""
+    base = CHAT if chat else COMPLETION
+    props = dict(base["properties"])
+    props.update({o.api: option_schema(o) for o in declared if o.api})
+    return {**base, "properties": props}
+
+
+def samples_schema(driver) -> dict:
+    """/v1/samples' schema for one export: the common fields and the family's declared sample options."""
     props = dict(SAMPLES["properties"])
-    for o in spec.sample_options:
-        if o.multiple:
-            continue
-        s: dict[str, Any] = {"type": {int: "integer", float: "number", str: "string", bool: "boolean"}[o.type]}
-        if o.low is not None:
-            s["exclusiveMinimum" if o.low_open else "minimum"] = o.low
-        if o.high is not None:
-            s["maximum"] = o.high
-        props[o.name] = s
+    props.update({o.name: option_schema(o) for o in _declared(driver) if not o.multiple})
     return {**SAMPLES, "properties": props}
 
 
@@ -658,6 +676,8 @@ def openapi_document(served: dict[str, Served]) -> dict:
                           "429": error_response("the queue is full")}}}
 
     sample = next((s for s in served.values() if s.engine is None), None)
+    text = next((s for s in served.values() if s.engine is not None), None)
+    declared = _declared(text.driver) if text is not None else ()
     json_ok = {"description": "the result", "content": {"application/json": {"schema": {"type": "object"}}}}
     stream_ok = {"description": "the result, or server-sent events with stream", "content": {
         "application/json": {"schema": {"type": "object"}}, "text/event-stream": {"schema": {"type": "string"}}}}
@@ -676,7 +696,7 @@ def openapi_document(served: dict[str, Served]) -> dict:
                 "description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         },
         "components": {"schemas": {
-            "CompletionRequest": COMPLETION, "ChatRequest": CHAT,
+            "CompletionRequest": text_schema(declared, False), "ChatRequest": text_schema(declared, True),
             "SamplesRequest": samples_schema(sample.driver) if sample is not None else SAMPLES,
             "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                 "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": ["string", "null"]},

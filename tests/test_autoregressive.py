@@ -15,10 +15,10 @@ from safetensors.torch import load_file
 
 from gentoolkit import checkpoint
 from gentoolkit.run import Run
-from gentoolkit.runtime.generation import generate_tokens, left_pad
-from gentoolkit_autoregressive.sample import TorchDecoder, load_run
+from gentoolkit_autoregressive.decode import generate_tokens, left_pad
+from gentoolkit_autoregressive.run_model import TorchDecoder, load_run
 from gentoolkit_autoregressive.samplers import make_greedy
-from gentoolkit_autoregressive.tokenizers_ import build_tokenizer, encode_corpus
+from gentoolkit_autoregressive.tokenizer_build import build_tokenizer, encode_corpus
 
 from .conftest import FAST_TRAIN, ROOT, TINY, one_error_line, run_cli, train_tiny
 
@@ -158,8 +158,8 @@ TEXT = "Héllo, wörld! 日本語 tabs\tand\nnew lines.\n"
 
 
 @pytest.mark.parametrize("kind", ["byte", "char", "bpe"])
-def test_tokenizers_round_trip_and_save(kind, tmp_path):
-    from gentoolkit.runtime.tokenizer import TextTokenizer
+def test_tokenizer_buildround_trip_and_save(kind, tmp_path):
+    from gentoolkit_autoregressive.tokenizer import TextTokenizer
 
     docs = [TEXT * 20, "Another document, with other words."]
     tok = build_tokenizer(kind, docs, 300)

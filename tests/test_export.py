@@ -13,8 +13,8 @@ import torch
 from gentoolkit.contract import MANIFEST
 from gentoolkit.export import WeightQuant, export
 from gentoolkit.run import Run
-from gentoolkit.runtime.generation import generate_tokens, left_pad
-from gentoolkit_autoregressive.sample import TorchDecoder, load_run
+from gentoolkit_autoregressive.decode import generate_tokens, left_pad
+from gentoolkit_autoregressive.run_model import TorchDecoder, load_run
 from gentoolkit_autoregressive.samplers import make_greedy
 
 from .conftest import one_error_line, run_cli, train_tiny

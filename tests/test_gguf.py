@@ -243,7 +243,7 @@ def reference(path: Path):
 
 
 def ours(run: Path):
-    from gentoolkit_autoregressive.sample import load_run
+    from gentoolkit_autoregressive.run_model import load_run
 
     model, tok, _ = load_run(Run.open(run))
     return model, tok
@@ -267,9 +267,9 @@ def assert_same_weights(model, hf, mapping) -> None:
 
 @pytest.mark.parametrize("name", ["llama", "spm", "gpt2"])
 def test_weights_and_greedy_tokens_match_transformers_gguf_loader(files, imported, name):
-    from gentoolkit.runtime.generation import generate_tokens
+    from gentoolkit_autoregressive.decode import generate_tokens
     from gentoolkit_autoregressive.hf import GPT2, LLAMA
-    from gentoolkit_autoregressive.sample import TorchDecoder
+    from gentoolkit_autoregressive.run_model import TorchDecoder
     from gentoolkit_autoregressive.samplers import make_greedy
 
     hf, ht = reference(files[name])
@@ -294,7 +294,7 @@ def test_weights_and_greedy_tokens_match_transformers_gguf_loader(files, importe
 
 @pytest.mark.parametrize("name", ["llama", "spm", "gpt2"])
 def test_the_tokenizer_gives_transformers_token_ids(files, imported, name):
-    from gentoolkit.runtime.tokenizer import TextTokenizer
+    from gentoolkit_autoregressive.tokenizer import TextTokenizer
 
     _, ht = reference(files[name])
     tok = TextTokenizer.from_file(imported[name][0] / "tokenizer.json")

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from gentoolkit.run import Run
-from gentoolkit.runtime.generation import generate_tokens, left_pad
+from gentoolkit_autoregressive.decode import generate_tokens, left_pad
 
 from . import hf_models
 from .conftest import one_error_line, run_cli
@@ -54,7 +54,7 @@ def imported(hf_dirs, tmp_path_factory) -> dict[str, Path]:
 
 
 def both(hf_dirs, imported, name):
-    from gentoolkit_autoregressive.sample import load_run
+    from gentoolkit_autoregressive.run_model import load_run
 
     dtype = torch.float32
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(hf_dirs[name]), torch_dtype=dtype).eval()
@@ -90,7 +90,7 @@ def test_logits_match_transformers_with_and_without_the_cache(hf_dirs, imported,
 
 @pytest.mark.parametrize("name", ["llama", "gpt2"])
 def test_greedy_tokens_match_transformers_for_64_steps(hf_dirs, imported, name):
-    from gentoolkit_autoregressive.sample import TorchDecoder
+    from gentoolkit_autoregressive.run_model import TorchDecoder
     from gentoolkit_autoregressive.samplers import make_greedy
 
     hf, ours, tok = both(hf_dirs, imported, name)
@@ -104,7 +104,7 @@ def test_greedy_tokens_match_transformers_for_64_steps(hf_dirs, imported, name):
 
 
 def test_the_tokenizer_comes_across_whole(hf_dirs, imported):
-    from gentoolkit.runtime.tokenizer import TextTokenizer
+    from gentoolkit_autoregressive.tokenizer import TextTokenizer
 
     tok = TextTokenizer.from_file(imported["llama"] / "tokenizer.json")
     ht = transformers.AutoTokenizer.from_pretrained(str(hf_dirs["llama"]))
@@ -194,7 +194,7 @@ def test_export_back_to_transformers(hf_dirs, imported, name, tmp_path):
 
 @pytest.mark.parametrize("model,kind", [("gpt", "byte"), ("gpt", "bpe"), ("llama", "char"), ("llama", "bpe")])
 def test_runs_trained_here_export_to_transformers(model, kind, tmp_path, corpus):
-    from gentoolkit_autoregressive.sample import load_run
+    from gentoolkit_autoregressive.run_model import load_run
 
     from .conftest import train_tiny
 
@@ -263,7 +263,7 @@ CONVERSATION = [{"role": "system", "content": "You answer briefly."},
 
 def test_chat_is_the_template_of_transformers_and_the_same_on_a_run_and_its_export(hf_dirs, imported, tmp_path):
     from gentoolkit.runtime import load
-    from gentoolkit.runtime.tokenizer import TextTokenizer
+    from gentoolkit_autoregressive.tokenizer import TextTokenizer
 
     ht = transformers.AutoTokenizer.from_pretrained(str(hf_dirs["llama"]))
     tok = TextTokenizer.from_file(imported["llama"] / "tokenizer.json")
@@ -290,8 +290,8 @@ def test_chat_is_the_template_of_transformers_and_the_same_on_a_run_and_its_expo
 
 
 def test_fine_tuning_on_conversations_learns_the_assistant_turns_only(imported, tmp_path):
-    from gentoolkit.runtime.tokenizer import TextTokenizer
-    from gentoolkit_autoregressive.tokenizers_ import encode_data
+    from gentoolkit_autoregressive.data import encode_data
+    from gentoolkit_autoregressive.tokenizer import TextTokenizer
 
     data = tmp_path / "chat.jsonl"
     rows = [CONVERSATION] + [[{"role": "user", "content": f"Count to {i}."},
@@ -324,7 +324,7 @@ def test_fine_tuning_on_conversations_learns_the_assistant_turns_only(imported, 
 def test_real_sizes_a_50k_vocabulary_a_2k_context_bf16_weights_and_external_data(tmp_path, text):
     from gentoolkit.export import export
     from gentoolkit.runtime import load
-    from gentoolkit_autoregressive.sample import TorchDecoder, load_run
+    from gentoolkit_autoregressive.run_model import TorchDecoder, load_run
     from gentoolkit_autoregressive.samplers import make_greedy
 
     src = hf_models.llama(tmp_path / "src", text, dtype="bfloat16", vocab_size=50257, max_position_embeddings=2048)
@@ -346,7 +346,7 @@ def test_real_sizes_a_50k_vocabulary_a_2k_context_bf16_weights_and_external_data
             for d in (TorchDecoder(model), lm.decoder)]
     assert rows[0] == rows[1]
     ids, mask, pos = left_pad([prompt], tok.pad_id)
-    ort_logits, _ = lm.decoder(ids, mask, pos, lm.decoder.empty_past(1))
+    ort_logits = lm.decoder.new_cache(1).prefill(ids, mask, pos)
     with torch.no_grad():
         pt_logits, _ = model(torch.from_numpy(ids))
     np.testing.assert_allclose(ort_logits[0], pt_logits[0, -1].numpy(), atol=1e-4, rtol=0)
@@ -387,15 +387,16 @@ def test_import_needs_no_transformers(hf_dirs, tmp_path):
 
 
 def test_a_row_ends_at_any_of_its_end_tokens():
+    from gentoolkit_autoregressive.decode import GrowingCache
     from gentoolkit_autoregressive.samplers import make_greedy
 
     class Decoder:  # a model whose next token is always the last one plus one
         context_length = 64
 
-        def empty_past(self, batch):
-            return None
+        def new_cache(self, batch):
+            return GrowingCache(self.forward, None, batch, self.context_length)
 
-        def __call__(self, ids, mask, pos, past):
+        def forward(self, ids, mask, pos, past):
             logits = np.full((ids.shape[0], 32), -10.0, dtype=np.float32)
             logits[np.arange(ids.shape[0]), (ids[:, -1] + 1) % 32] = 10.0
             return logits, None

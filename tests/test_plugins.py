@@ -28,8 +28,8 @@ def register_models(register):
                        config=GPTConfig, sections=SECTIONS, presets=GPT_PRESETS, default_preset="nano",
                        build="gentoolkit_autoregressive.model:build",
                        trainer="gentoolkit_autoregressive.task:LanguageModelTask",
-                       sample="gentoolkit_autoregressive.sample:sample", sample_options=TEXT_OPTIONS,
-                       evaluate="gentoolkit_autoregressive.sample:evaluate"))
+                       sample="gentoolkit_autoregressive.run_model:sample", sample_options=TEXT_OPTIONS,
+                       evaluate="gentoolkit_autoregressive.run_model:evaluate"))
 
 @hookimpl
 def register_samplers(register):

@@ -1,6 +1,7 @@
 """gentool quickstart (small size) and gentool bench, end to end in fresh interpreters."""
 
 import json
+import re
 import shutil
 
 from .conftest import run_subprocess
@@ -11,6 +12,14 @@ def test_quickstart_small(tmp_path):
     r = run_subprocess("quickstart", "--small", "-o", str(out), env={"MPLBACKEND": "Agg"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Text from the exported gpt" in r.stdout and "modes" in r.stdout and "Try next:" in r.stdout
+    # the loss is training's estimate, and says so; high_quality is printed as 'gentool eval' prints it
+    assert re.search(r"gpt validation loss \(estimate on \d+ batches during training\): \d+\.\d{3} nats per token "
+                     r"\(byte\); on the whole validation split: gentool eval \S+gpt-run$", r.stdout, re.M), r.stdout
+    shown = re.search(r"modes \d/8, high_quality (\d+\.\d\d%), reverse_kl \d+\.\d{4}, diversity \d+\.\d{4}$",
+                      r.stdout, re.M)
+    assert shown, r.stdout
+    evaluated = run_subprocess("eval", str(out / "gan-run"))
+    assert re.search(r"^high_quality: \d+\.\d\d%$", evaluated.stdout, re.M), evaluated.stdout
     for name in ("gpt-run/model.safetensors", "gan-run/model.safetensors", "gpt-onnx/model.onnx",
                  "gpt-onnx/genai_config.json", "gan-onnx/model.onnx", "ring-samples.png", "gpt-run/loss.png"):
         assert (out / name).is_file(), name

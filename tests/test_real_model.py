@@ -26,9 +26,9 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def test_import_matches_transformers_gguf_loader(smollm2_gguf, smollm2_run):
-    from gentoolkit.runtime.generation import generate_tokens
+    from gentoolkit_autoregressive.decode import generate_tokens
     from gentoolkit_autoregressive.hf import LLAMA, _expand
-    from gentoolkit_autoregressive.sample import TorchDecoder, load_run
+    from gentoolkit_autoregressive.run_model import TorchDecoder, load_run
     from gentoolkit_autoregressive.samplers import make_greedy
 
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name,
@@ -123,8 +123,8 @@ def test_fp32_and_int4_exports_validate_on_default_settings(smollm2_exports):
 
 def test_runtime_greedy_equals_pytorch_for_64_tokens(smollm2_run, smollm2_exports):
     from gentoolkit.runtime import load
-    from gentoolkit.runtime.generation import generate_tokens
-    from gentoolkit_autoregressive.sample import TorchDecoder, load_run
+    from gentoolkit_autoregressive.decode import generate_tokens
+    from gentoolkit_autoregressive.run_model import TorchDecoder, load_run
     from gentoolkit_autoregressive.samplers import make_greedy
 
     model, tok, _ = load_run(Run.open(smollm2_run))

@@ -167,7 +167,7 @@ def test_unknown_characters_get_a_clear_error(tmp_path, corpus):
 
 
 def _streamed(tokenizer, ids, stop=()):
-    from gentoolkit.runtime.generation import TextStreamer
+    from gentoolkit_autoregressive.decode import TextStreamer
 
     streamer = TextStreamer(tokenizer, stop)
     pieces = [streamer.push(t) for t in ids if not streamer.stopped]
@@ -178,7 +178,7 @@ def _streamed(tokenizer, ids, stop=()):
 def test_streamed_text_is_the_decoded_text_cut_at_the_first_stop(stop):
     """Incremental decoding: the pieces add up to decoding every id at once, never show half a character,
     and end before the first stop string, also one that spans several tokens."""
-    from gentoolkit_autoregressive.tokenizers_ import byte_tokenizer
+    from gentoolkit_autoregressive.tokenizer_build import byte_tokenizer
 
     tok = byte_tokenizer()  # one token per byte: every non-ASCII character spans 2 to 4 tokens
     text = "héllo wörld, 日本語 🙂 END and more after the end"
@@ -194,8 +194,8 @@ def test_byte_level_streaming_matches_the_tokenizer_decode(tmp_path):
     """A trained byte-level BPE (tokens of several bytes, some of them half a character) and a Hugging Face
     one with five special tokens stream through token_bytes; the text equals tokenizers' own decode,
     special tokens left out, and the tokenizer's decode path (token_bytes off) gives the same text."""
-    from gentoolkit.runtime.tokenizer import TextTokenizer
-    from gentoolkit_autoregressive.tokenizers_ import bpe_tokenizer
+    from gentoolkit_autoregressive.tokenizer import TextTokenizer
+    from gentoolkit_autoregressive.tokenizer_build import bpe_tokenizer
 
     from . import hf_models
 
@@ -216,7 +216,7 @@ def test_byte_level_streaming_matches_the_tokenizer_decode(tmp_path):
 
 
 def test_streamed_bytes_that_are_not_utf8_match_a_whole_decode():
-    from gentoolkit_autoregressive.tokenizers_ import byte_tokenizer
+    from gentoolkit_autoregressive.tokenizer_build import byte_tokenizer
 
     tok = byte_tokenizer()
     rng = np.random.default_rng(0)
@@ -232,9 +232,9 @@ def test_fixed_buffer_cache_matches_a_growing_cache(exports, gpt_run, tmp_path, 
     plain one (the cache grows by one slot per step): the same logits step by step, for a
     left-padded batch, up to the context; then the same tokens past it."""
     from gentoolkit.export import export
-    from gentoolkit.runtime.generation import generate_tokens, left_pad
     from gentoolkit.sampling import make_sampler
-    from gentoolkit_autoregressive.runtime import OrtDecoder, SharedCache, StaticCache
+    from gentoolkit_autoregressive.decode import GrowingCache, generate_tokens, left_pad
+    from gentoolkit_autoregressive.decoder import OrtDecoder, SharedCache, StaticCache
 
     folder = exports["gpt"] if graph == "fused" else tmp_path / "traced"
     if graph == "traced":
@@ -244,18 +244,15 @@ def test_fixed_buffer_cache_matches_a_growing_cache(exports, gpt_run, tmp_path, 
     fixed, plain = lm.decoder, OrtDecoder(lm.decoder.session, lm.manifest["runtime"], fixed_buffers=False)
     prompts = [lm.tokenizer.encode(p) for p in ("The class", "x", "Return the")]
     ids, mask, pos = left_pad(prompts, lm.tokenizer.pad_id)
-    a, cache = fixed(ids, mask, pos, fixed.empty_past(3))
-    b, past = plain(ids, mask, pos, plain.empty_past(3))
-    assert isinstance(cache, {"traced": StaticCache, "fused": SharedCache}[graph]) and isinstance(past, list)
+    cache, growing = fixed.new_cache(3), plain.new_cache(3)
+    assert isinstance(cache, {"traced": StaticCache, "fused": SharedCache}[graph]) and isinstance(growing, GrowingCache)
+    a, b = cache.prefill(ids, mask, pos), growing.prefill(ids, mask, pos)
     capacities = {getattr(cache, "capacity", lm.decoder.context_length)}
     rng = np.random.default_rng(0)
     for _ in range(lm.decoder.context_length - ids.shape[1]):
         np.testing.assert_allclose(a, b, atol=1e-5)
         new = rng.integers(0, lm.tokenizer.pad_id, size=3)  # any tokens: both paths must agree on each
-        mask = np.concatenate([mask, np.ones((3, 1), np.int64)], axis=1)
-        pos = pos[:, -1:] + 1
-        a = cache.advance(new)
-        b, past = plain(new[:, None], mask, pos, past)
+        a, b = cache.advance(new), growing.advance(new)
         capacities.add(getattr(cache, "capacity", lm.decoder.context_length))
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert max(capacities) == lm.decoder.context_length  # the traced graph's cache grew up to the context
@@ -325,3 +322,15 @@ def test_threads_default_by_model_size(exports, tmp_path):
     with open(big / "model.onnx.data", "wb") as f:  # the size counts the external data file too
         f.truncate(LARGE_MODEL_BYTES + 1)
     assert default_threads(big / "model.onnx") == 0
+
+
+def test_save_prints_nothing_and_the_cli_says_what_it_wrote(exports, tmp_path, capsys):
+    gan = load(exports["gan"])
+    x = gan.sample(6, seed=0)
+    capsys.readouterr()
+    paths = [gan.save(x, str(tmp_path / f"x{suffix}")) for suffix in (".csv", ".npy", ".png")]
+    assert capsys.readouterr() == ("", "")  # a library call prints nothing, on either stream
+    assert paths == [tmp_path / "x.csv", tmp_path / "x.npy", tmp_path / "x.png"] and all(p.is_file() for p in paths)
+    r = run_cli("sample", str(exports["gan"]), "-n", "6", "--seed", "0", "-o", str(tmp_path / "cli.csv"))
+    assert r.exit_code == 0 and f"wrote {tmp_path / 'cli.csv'}" in r.output, r.output
+    assert (tmp_path / "cli.csv").read_text() == (tmp_path / "x.csv").read_text()

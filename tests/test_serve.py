@@ -131,6 +131,17 @@ def test_completions_and_chat_through_the_openai_client(server, exports, chat_ex
     assert chunks[-1].usage.completion_tokens == r.usage.completion_tokens
 
 
+def test_models_list_chat_only_for_a_model_with_a_chat_template(server):
+    h = {"Authorization": f"Bearer {KEY}"}
+    listed = {m["id"]: m["endpoints"] for m in httpx.get(server.url + "/v1/models", headers=h).json()["data"]}
+    assert listed == {"gpt": ["/v1/completions"], "char": ["/v1/completions"], "gan": ["/v1/samples"],
+                      "chat": ["/v1/completions", "/v1/chat/completions"]}
+    # what the list leaves out is refused with the reason
+    r = httpx.post(server.url + "/v1/chat/completions", headers=h,
+                   json={"model": "gpt", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 400 and "no chat template" in r.json()["error"]["message"], r.text
+
+
 def test_samples_for_a_gan_export(server, exports):
     from gentoolkit.runtime import load
 

@@ -63,22 +63,23 @@ def report_alarm(ctx, alarm: Alarm, step: int, value: float, raised: str, cleare
 
 
 class SampleEvaluator:
-    """``evaluate`` and ``draw`` for a task that draws samples of ``data`` with ``generate(n, seed)``."""
+    """``evaluate`` and ``draw`` for a task that draws samples of ``data`` with ``generate(n, seed)``:
+    ``count`` samples each evaluation, an alarm when the share of modes or classes captured falls
+    below ``coverage_alarm`` (the family's config names both)."""
 
-    def __init__(self, ctx, data: Samples, generate: Callable[[int, int], np.ndarray]):
-        self.ctx, self.data, self.generate = ctx, data, generate
+    def __init__(self, ctx, data: Samples, generate: Callable[[int, int], np.ndarray], *, count: int,
+                 coverage_alarm: float):
+        self.ctx, self.data, self.generate, self.count = ctx, data, generate, count
         self._last: np.ndarray | None = None
-        low = ctx.config["train"].alarm_coverage
-        self.coverage_alarm = Alarm(low, (1 + low) / 2)  # cleared halfway back to every mode
+        self.coverage_alarm = Alarm(coverage_alarm, (1 + coverage_alarm) / 2)  # cleared halfway back to every mode
 
     def _samples(self) -> np.ndarray:
-        train = self.ctx.config["train"]
-        return self.generate(train.eval_samples, train.seed + 3)
+        return self.generate(self.count, self.ctx.config["train"].seed + 3)
 
     def evaluate(self, step: int) -> dict[str, float]:
-        """The metrics of ``train.eval_samples`` samples (seeded: the same latents every time), with
-        an alarm when the share of modes or classes captured falls below ``train.alarm_coverage``
-        (cleared once it is back halfway to all of them)."""
+        """The metrics of ``count`` samples (seeded: the same latents every time), with an alarm when the
+        share of modes or classes captured falls below ``coverage_alarm`` (cleared once it is back
+        halfway to all of them)."""
         samples = self._samples()
         metrics = measure(self.data, samples)
         frac = metric_coverage(metrics)

@@ -45,7 +45,7 @@ def export_for_bench(folder: Path):
     import string
 
     from .model import build
-    from .tokenizers_ import char_tokenizer
+    from .tokenizer_build import char_tokenizer
 
     tok = char_tokenizer([string.ascii_letters + " .,;:!?'\n-&"])  # 63 characters + 2 special = 65 symbols
     tok.save(run_dir / "tokenizer.json")
@@ -69,9 +69,9 @@ def bench(repeat: int = 5) -> dict:
 
     from gentoolkit.bench import paired_ratio, timed_together
     from gentoolkit.runtime import load
-    from gentoolkit.runtime.generation import generate_tokens
 
-    from .sample import TorchDecoder
+    from .decode import generate_tokens
+    from .run_model import TorchDecoder
     from .samplers import make_greedy, make_sampler
 
     rows = []

@@ -24,7 +24,7 @@ def open_model(path: str, device: str = "cpu"):
     run = Run.open(path)
     if get_model(run.model_name).family != "autoregressive":
         raise GentoolError(f"{path!r} is a {run.model_name} run; chat is for language models")
-    from .sample import TorchDecoder, load_run
+    from .run_model import TorchDecoder, load_run
 
     model, tok, _ = load_run(run, device)
     return TorchDecoder(model), tok, dict(run.config.get("sampler", {}))
@@ -35,7 +35,7 @@ def chat_loop(path: str, *, system: str | None, seed: int | None, options: dict,
     print each reply as it comes (to ``out``, default the standard output of the moment: a default of
     ``sys.stdout`` would be the stream of whoever first imported this module). ``seed`` seeds the first
     reply of a conversation, the next ones ``seed + 1``, ..."""
-    from .runtime import stream_rows
+    from .printing import stream_rows
 
     out = out if out is not None else sys.stdout
     decoder, tok, defaults = open_model(path)

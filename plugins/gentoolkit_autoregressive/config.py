@@ -147,12 +147,11 @@ class SamplerConfig:
     max_new_tokens: int = 200
 
     def __post_init__(self):
-        check_range("sampler.temperature", self.temperature, 0)
-        check_range("sampler.top_k", self.top_k, 0)
-        check_range("sampler.top_p", self.top_p, 0, 1, low_open=True)
-        check_range("sampler.min_p", self.min_p, 0, 1)
-        check_range("sampler.repetition_penalty", self.repetition_penalty, 0, low_open=True)
-        check_range("sampler.max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
+        from gentoolkit.sampling import check_values
+
+        from . import options  # the ranges are the decode options' own
+
+        check_values(options.TEXT_OPTIONS, {f: getattr(self, f) for f in self.__dataclass_fields__}, "sampler.")
 
 
 

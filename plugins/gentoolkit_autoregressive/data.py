@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from gentoolkit.errors import DataError
+
+from .tokenizer_build import encode_corpus
 
 TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py", ".text", ".csv", ".json", ".html", ""}
 
@@ -106,8 +109,6 @@ def evaluation_tokens(tok, data_cfg: dict, block: int, data: str | None) -> tupl
     (``data_cfg``: its ``[data]`` section) or, with ``data``, the whole of that file, folder or dataset.
     ``labels`` is -100 where nothing is learned (conversations' non-assistant tokens), else None.
     The same for a run (PyTorch) and an export (onnxruntime), so both give the same number."""
-    from .tokenizers_ import encode_data
-
     path = data_cfg.get("path") if data is None else data
     docs = None
     if data is not None and load_conversations(data) is None:
@@ -123,11 +124,14 @@ def evaluation_tokens(tok, data_cfg: dict, block: int, data: str | None) -> tupl
     return val, labels, f"validation split of {path or 'pydoc'}"
 
 
-def loss_report(loss: float, count: int, tok, ids: np.ndarray, source: str, whole: bool) -> dict:
-    """``gentool eval``'s numbers from a summed-and-averaged cross-entropy over ``count`` tokens of ``ids``."""
+def loss_report(loss: float, count: int, tok, ids: np.ndarray, source: str, whole: bool,
+                spans: tuple[int, int, int] | None = None) -> dict:
+    """``gentool eval``'s numbers from a summed-and-averaged cross-entropy over ``count`` tokens of ``ids``;
+    ``spans``: ``(windows, window, stride)`` of :func:`windows`."""
     import math
 
     text = tok.decode(ids[1 : count + 1])
+    windowed = {} if spans is None else dict(zip(("windows", "window", "stride"), spans))
     return {
         "val_loss": loss,
         "perplexity": math.exp(loss),
@@ -138,15 +142,74 @@ def loss_report(loss: float, count: int, tok, ids: np.ndarray, source: str, whol
         "data": source,
         "measured_on": f"the whole {source} ({count:,} tokens)" if whole else f"the whole of {source} ({count:,} tokens)",
         "tokenizer": tok.kind,
+        **windowed,
     }
 
 
-def windows(ids: np.ndarray, labels: np.ndarray | None, block: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """The non-overlapping windows that ``gentool eval`` scores: ``(n, inputs [n, block], targets [n, block])``."""
-    n = (len(ids) - 1) // block
-    if n < 1:
-        raise DataError("the evaluation data is shorter than one context window")
+def eval_window(context: int, window: int | None = None, stride: int | None = None) -> tuple[int, int]:
+    """``gentool eval``'s ``--window`` (default: the model's context) and ``--stride`` (default: the window,
+    windows side by side), checked against the context."""
+    w = context if window is None else int(window)
+    if not 1 <= w <= context:
+        raise DataError(f"--window {w} does not fit the model's context of {context} tokens; give 1 to {context}")
+    s = w if stride is None else int(stride)
+    if not 1 <= s <= w:
+        raise DataError(f"--stride {s} must be 1 to the window ({w} tokens): a longer one would skip tokens")
+    return w, s
+
+
+def window_starts(length: int, block: int, stride: int | None = None) -> tuple[list[int], int]:
+    """Where the windows of :func:`windows` start in ``length`` token ids, and their length."""
+    if length < 2:
+        raise DataError("the evaluation data has fewer than 2 tokens; give a longer text")
+    w = min(block, length - 1)
+    starts = list(range(0, length - 1 - w + 1, w if stride is None else min(stride, w)))
+    if starts[-1] + w < length - 1:
+        starts.append(length - 1 - w)  # the tail: a last window that ends with the text
+    return starts, w
+
+
+def windows(ids: np.ndarray, labels: np.ndarray | None, block: int,
+            stride: int | None = None) -> tuple[int, np.ndarray, np.ndarray]:
+    """The windows that ``gentool eval`` scores: ``(n, inputs [n, w], targets [n, w])``, ``w`` = ``block``, or
+    the whole text in one shorter window where it has fewer tokens. Sliding perplexity, as transformers'
+    guide computes it: a window starts every ``stride`` tokens (default ``block``: side by side), the last
+    one ends with the text, and each token is a target once: the targets a window shares with the windows
+    before it are -100 (they are its context, at least ``block - stride`` tokens of it)."""
+    starts, w = window_starts(len(ids), block, stride)
     targets = ids if labels is None else labels
-    x = np.stack([ids[i * block : (i + 1) * block] for i in range(n)])
-    y = np.stack([targets[i * block + 1 : (i + 1) * block + 1] for i in range(n)])
-    return n, x, y
+    x = np.stack([ids[b : b + w] for b in starts])
+    y = np.stack([targets[b + 1 : b + w + 1] for b in starts])
+    done = 0  # the targets up to this index are scored
+    for i, b in enumerate(starts):
+        y[i, : max(0, done - b)] = -100
+        done = b + w
+    return len(starts), x, y
+
+
+def encode_data(tokenizer, source: str | None, docs: Sequence[str] | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``data.path`` as token ids, and for conversations a mask of the tokens to learn (the assistant's).
+
+    Plain text: every document, ``encode_corpus``'s way, and no mask. A ``.jsonl`` of
+    ``{"messages": [...]}``: each conversation through the tokenizer's chat template, one after
+    the other, with 1 on the tokens of the assistant's turns (their end-of-turn token included)
+    and 0 elsewhere, so that the loss is the assistant's alone.
+    """
+    from .templates import assistant_spans
+
+    conversations = load_conversations(source)
+    if conversations is None:
+        return encode_corpus(tokenizer, docs if docs is not None else load_documents(source)), None
+    if not tokenizer.chat_template:
+        raise DataError(f"{source} holds conversations, but the tokenizer has no chat template to render them; "
+                        "start from a model that has one (--init)")
+    ids: list[int] = []
+    mask: list[int] = []
+    specials = tokenizer.special_texts()
+    for messages in conversations:
+        text, spans = assistant_spans(tokenizer.chat_template, messages, specials)
+        enc = tokenizer.tok.encode(text, add_special_tokens=False)
+        ids += enc.ids
+        mask += [int(any(a <= s and e <= b and e > s for a, b in spans)) for s, e in enc.offsets]
+    return np.asarray(ids, dtype=np.int64), np.asarray(mask, dtype=np.int64)

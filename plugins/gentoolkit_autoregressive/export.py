@@ -18,7 +18,7 @@ from gentoolkit.export import ExportPlan
 from gentoolkit.run import Run
 
 from .hf import hf_config, tokenizer_files
-from .sample import load_run
+from .run_model import load_run
 
 
 class OnnxDecoder(torch.nn.Module):
@@ -103,7 +103,7 @@ def _feeds(ids, mask, pos, past):
 
 def plan(run: Run) -> ExportPlan:
     """Registered as the model's ``export`` entry."""
-    from gentoolkit.runtime.generation import left_pad
+    from .decode import left_pad
 
     model, tok, tree = load_run(run)
     cfg = model.config
@@ -189,7 +189,7 @@ def plan(run: Run) -> ExportPlan:
 
     def quality_on(text_path):
         from .data import load_documents
-        from .tokenizers_ import encode_corpus
+        from .tokenizer_build import encode_corpus
 
         ids = encode_corpus(tok, load_documents(text_path))
         if len(ids) < 2:
@@ -312,7 +312,7 @@ def _val_windows(tree, tok, block: int, n: int = 8) -> list[np.ndarray]:
     """A few windows of the run's validation split, for the quality report of fp16/int8 exports."""
     from .data import load_documents
     from .task import split
-    from .tokenizers_ import encode_corpus
+    from .tokenizer_build import encode_corpus
 
     try:
         ids = encode_corpus(tok, load_documents(tree["data"].path))

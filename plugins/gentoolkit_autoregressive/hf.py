@@ -19,9 +19,8 @@ from typing import Any
 
 from gentoolkit.errors import GentoolError
 
-#: the files of a tokenizer that come across whole
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-                   "generation_config.json")
+from .tokenizer_build import TOKENIZER_FILES
+
 PICKLE = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
@@ -267,9 +266,9 @@ def write_run(out: Path, kind: str, hf: dict[str, Any], tensors, files: dict[str
     from gentoolkit.files import atomic_dir
     from gentoolkit.plugins import get_model
     from gentoolkit.run import RUN_FORMAT, WEIGHTS
-    from gentoolkit.runtime.tokenizer import TextTokenizer
 
     from .model import build
+    from .tokenizer import TextTokenizer
 
     check_out(out)
     name, make_config, mapping = FAMILIES[kind]
@@ -354,7 +353,7 @@ def export_folder(run, out: str | Path, *, overwrite: bool = False, log=print) -
     from gentoolkit.files import atomic_dir, remove_stale_temps
 
     from .config import LlamaConfig
-    from .sample import load_run
+    from .run_model import load_run
 
     out = Path(out)
     if check_target(out, run.path, overwrite) != "new":

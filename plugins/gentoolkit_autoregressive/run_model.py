@@ -7,25 +7,26 @@ import torch
 from gentoolkit.checkpoint import load_weights
 from gentoolkit.errors import RunError
 from gentoolkit.run import WEIGHTS, Run
-from gentoolkit.runtime.tokenizer import TextTokenizer
 
+from .decode import GrowingCache
 from .model import Transformer, build
-from .runtime import cli_sample
+from .printing import cli_sample
+from .tokenizer import TextTokenizer
 
 
 class TorchDecoder:
-    """The model as a decoder for :func:`gentoolkit.runtime.generation.generate_tokens`."""
+    """The model as a decoder for the decode loop (:mod:`.decode`): a cache that grows a slot a step."""
 
     def __init__(self, model: Transformer):
         self.model = model.eval()
         self.context_length = model.config.block_size
         self.device = next(model.parameters()).device
 
-    def empty_past(self, batch: int):
-        return None
+    def new_cache(self, batch: int) -> GrowingCache:
+        return GrowingCache(self.forward, None, batch, self.context_length)
 
     @torch.no_grad()
-    def __call__(self, input_ids, attention_mask, position_ids, past):
+    def forward(self, input_ids, attention_mask, position_ids, past):
         t = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
         logits, present = self.model(t(input_ids), t(attention_mask), t(position_ids), past)
         return logits[:, -1].float().cpu().numpy(), present
@@ -52,14 +53,18 @@ def sample(run: Run, *, n: int, seed, out, device: str = "cpu", sampler=None, sa
                sampler_opts=sampler_opts, prompt=prompt, options=options, as_json=as_json)
 
 
-def evaluate(run: Run, *, data: str | None = None, device: str = "cpu") -> dict:
-    """Registered as the model's ``evaluate`` entry: loss, perplexity, bits per token and per byte."""
-    from .data import evaluation_tokens, loss_report
+def evaluate(run: Run, *, data: str | None = None, device: str = "cpu", window: int | None = None,
+             stride: int | None = None) -> dict:
+    """Registered as the model's ``evaluate`` entry: loss, perplexity, bits per token and per byte (``window``,
+    ``stride``: sliding windows, :func:`.data.windows`)."""
+    from .data import eval_window, evaluation_tokens, loss_report, window_starts
     from .task import full_val_loss
 
     model, tok, tree = load_run(run, device)
     block = tree["model"].block_size
+    window, stride = eval_window(block, window, stride)
     data_cfg = {"path": tree["data"].path, "val_fraction": tree["data"].val_fraction}
     ids, labels, source = evaluation_tokens(tok, data_cfg, block, data)
-    loss, count = full_val_loss(model, ids, block, labels=labels)
-    return loss_report(loss, count, tok, ids, source, whole=data is None)
+    loss, count = full_val_loss(model, ids, window, labels=labels, stride=stride)
+    starts, w = window_starts(len(ids), window, stride)
+    return loss_report(loss, count, tok, ids, source, whole=data is None, spans=(len(starts), w, min(stride, w)))

@@ -1,6 +1,6 @@
 """The autoregressive family's samplers: logit processors and a seeded draw for one row, in numpy.
 
-They keep the contract of :mod:`gentoolkit.runtime.strategies`: ``sampler(logits, history,
+They keep the contract of :mod:`gentoolkit_autoregressive.decode`: ``sampler(logits, history,
 rng) -> token`` for one row, with ``argmax_only`` and ``needs_history``. The processors compose
 in the order Hugging Face's ``generate`` uses: repetition penalty -> temperature -> top-k ->
 top-p -> min-p, then either the argmax (greedy) or one draw from the resulting distribution.
@@ -164,20 +164,14 @@ class LogitsSampler:
     greedy: bool = False
 
     def __post_init__(self):
-        for name in ("temperature", "top_p", "min_p", "repetition_penalty"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer)) or self.top_k < 0:
-            raise ValueError(f"top_k must be an integer >= 0, got {self.top_k!r}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if not 0 <= self.min_p <= 1:
-            raise ValueError(f"min_p must be in [0, 1], got {self.min_p}")
-        if self.repetition_penalty <= 0:
-            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        from gentoolkit.sampling import check_values
+
+        from . import options  # the declaration, read when a sampler is made
+
+        try:
+            check_values(options.TEXT_OPTIONS, {f: getattr(self, f) for f in self.__dataclass_fields__})
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
 
     @property
     def is_greedy(self) -> bool:

@@ -2,7 +2,7 @@
 
 The engine owns a batch of ``max_batch`` rows in the fused graph's shared buffers (one KV buffer
 per layer's key and value, ``[max_batch, Hkv, context, D]``, bound as both past and present, as
-:class:`~.runtime.SharedCache` binds one generation's). A request's choices wait in a queue; at
+:class:`~.decoder.SharedCache` binds one generation's). A request's choices wait in a queue; at
 every step boundary the scheduler admits waiting choices into free rows (each prefilled alone,
 straight into its row of the buffers), runs one decode step over the rows in use, and retires the
 rows that finished. Every row has its own length: its mask row marks its own slots, and
@@ -25,7 +25,10 @@ from typing import Any
 import numpy as np
 
 from gentoolkit.errors import GentoolError
-from gentoolkit.runtime.generation import TextStreamer
+
+from .decode import RowText, choose_row, row_generator, stream_events
+from .decoder import bind_shared_kv, bound_run, lazy_zeros, prefill_bound
+from .options import resolve
 
 #: an event for a job: (choice, text piece, finish reason or None, error or None)
 Emit = Callable[[int, str, "str | None", "str | None"], None]
@@ -63,42 +66,78 @@ class Job:
 
 
 class _Row:
-    __slots__ = ("job", "choice", "tokens", "filled", "produced", "streamer", "rng", "next")
+    __slots__ = ("job", "choice", "tokens", "filled", "text", "rng", "next")
 
-    def __init__(self, job: Job, choice: int, streamer: TextStreamer, rng):
-        self.job, self.choice, self.streamer, self.rng = job, choice, streamer, rng
+    def __init__(self, job: Job, choice: int, text: RowText, rng):
+        self.job, self.choice, self.text, self.rng = job, choice, text, rng
         self.tokens = list(job.prompt)
         self.filled = 0  # slots of this row's cache in use
-        self.produced = 0
         self.next = -1  # the token to feed at the next step
 
 
-def prepare_job(driver, job: Job) -> None:
-    """The job's sampler and limits from its options, as ``generate`` reads them (an error names a bad one)."""
-    from gentoolkit.sampling import resolve_sampling
-
-    from .options import CHOOSE, FAMILY, TEXT_OPTIONS
-
-    sampler, rest = resolve_sampling("logits", declared=TEXT_OPTIONS, choose=CHOOSE, given=job.options, family=FAMILY,
-                                     defaults=driver.defaults, sampler=None, sampler_opts=())
-    job.sampler = sampler
-    job.max_new = int(rest.get("max_new_tokens", driver.defaults.get("max_new_tokens", 200)))
-    job.stop = tuple(rest.get("stop", ()))
-    job.tokens_out = [0] * job.n
-    job.pending.extend(range(job.n))
-    if job.seed is None:
-        job.seed = int(np.random.SeedSequence().entropy % 2**63)
-
-
-class BatchEngine:
-    """Continuous batching over a fused export on the CPU (see the module's docstring)."""
+class _Engine:
+    """What both engines share: the requests' side (called from the server's threads)."""
 
     kind = "text"
 
+    def new_job(self, prompt: list[int], *, n: int, seed: int | None, options: dict, emit: Emit) -> Job:
+        """A request: ``n`` choices of ``prompt``, its options resolved as ``generate`` resolves them (one
+        error names a bad one), events to ``emit``."""
+        job = Job(prompt=list(prompt), n=n, seed=seed, options=dict(options), emit=emit)
+        job.sampler, job.max_new, job.stop = resolve(self.driver.defaults, job.options)
+        job.tokens_out = [0] * job.n
+        job.pending.extend(range(job.n))
+        if job.seed is None:
+            job.seed = int(np.random.SeedSequence().entropy % 2**63)
+        return job
+
+    def encode_prompt(self, prompt: str | Sequence[int] | Sequence[dict]) -> list[int]:
+        """Token ids of a prompt (text), of ids given as they are, or of chat messages under the template."""
+        tok = self.tokenizer
+        if isinstance(prompt, str):
+            return tok.encode(prompt)
+        if prompt and isinstance(prompt[0], dict):
+            if not tok.chat_template:
+                raise GentoolError("this model has no chat template (tokenizer_config.json's chat_template); use "
+                                   "/v1/completions")
+            return tok.chat_ids(list(prompt))
+        ids = [int(i) for i in prompt]
+        vocab = self.driver.decoder.vocab_size
+        bad = [i for i in ids if not 0 <= i < vocab]
+        if bad:
+            raise GentoolError(f"token id {bad[0]} is outside the vocabulary of {vocab}")
+        return ids
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def submit(self, job: Job) -> Job:
+        """Queue ``job`` (made by :meth:`new_job`)."""
+        with self.cond:
+            if self.stopping:
+                raise GentoolError("the server is shutting down")
+            self.waiting.append(job)
+            self.cond.notify()
+        return job
+
+    def queued(self) -> int:
+        """Choices waiting for a row."""
+        with self.cond:
+            return sum(len(j.pending) for j in self.waiting)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish the rows in flight and the queue, then end the engine's thread."""
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self.thread.join(timeout)
+
+
+class BatchEngine(_Engine):
+    """Continuous batching over a fused export on the CPU (see the module's docstring)."""
+
     def __init__(self, driver, max_batch: int = 8):
         import onnxruntime as ort
-
-        from .runtime import lazy_zeros
 
         d = driver.decoder
         self.driver, self.decoder, self.tokenizer = driver, d, driver.tokenizer
@@ -126,33 +165,8 @@ class BatchEngine:
         self.eos = frozenset(self.tokenizer.eos_ids)
         self.thread = threading.Thread(target=self._loop, name="gentool-serve-engine", daemon=True)
 
-    # -- the public side (called from the server's threads) --
-    def start(self) -> None:
-        self.thread.start()
-
-    def submit(self, job: Job) -> Job:
-        """Queue ``job`` (its options already checked by :func:`prepare_job`)."""
-        with self.cond:
-            if self.stopping:
-                raise GentoolError("the server is shutting down")
-            self.waiting.append(job)
-            self.cond.notify()
-        return job
-
-    def queued(self) -> int:
-        """Choices waiting for a row."""
-        with self.cond:
-            return sum(len(j.pending) for j in self.waiting)
-
     def active(self) -> int:
         return sum(r is not None for r in self.rows)
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Finish the rows in flight and the queue, then end the engine's thread."""
-        with self.cond:
-            self.stopping = True
-            self.cond.notify()
-        self.thread.join(timeout)
 
     # -- bindings --
     def _value(self, array):
@@ -160,14 +174,10 @@ class BatchEngine:
         return self._values[-1]
 
     def _bind_kv(self, binding, rows: slice) -> None:
-        from .runtime import bind_shared_kv
-
         bind_shared_kv((binding,), self.decoder, self.kv[:, rows], self._value)
 
     def _decode_binding(self, n: int):
         """The rows ``[0, n)``, every input and output bound to the front of the buffers."""
-        from .runtime import bound_run
-
         if n not in self._decode:
             b = self.decoder.session.io_binding()
             b.bind_ortvalue_input("input_ids", self._value(self.ids[:n]))
@@ -180,8 +190,6 @@ class BatchEngine:
 
     def _prefill_row(self, r: int, ids: list[int]) -> np.ndarray:
         """Run ``ids`` alone into row ``r``'s slots; the last position's logits ``[vocab]`` (a copy)."""
-        from .runtime import bound_run, prefill_bound
-
         if r not in self._prefill:
             b = self.decoder.session.io_binding()
             self._bind_kv(b, slice(r, r + 1))
@@ -194,38 +202,15 @@ class BatchEngine:
         self.mask[r, :n] = 1
         return logits[0]
 
-    # -- choosing and emitting --
-    def _choose(self, row: _Row, logits: np.ndarray) -> int:
-        """The row's next token under its job's sampler: the sampler contract, padding never picked."""
-        from gentoolkit.runtime.strategies import broken_logits
-
+    # -- choosing and emitting: the decode loop's own (decode.choose_row, decode.RowText) --
+    def _take(self, row: _Row, logits: np.ndarray) -> bool:
+        """Choose the row's next token, record it and emit its text; True if the row is finished."""
         job = row.job
-        if self.never is not None:
-            logits[self.never] = -np.inf
-        if job.sampler.argmax_only:
-            t = int(logits.argmax())
-            if not np.isfinite(logits[t]):
-                raise broken_logits(row.produced)
-            return t
-        history = np.asarray(row.tokens, np.int64) if job.sampler.needs_history else np.zeros(0, np.int64)
-        return int(job.sampler(logits, history, row.rng))
-
-    def _take(self, r: int, row: _Row, token: int) -> bool:
-        """Record ``token`` for row ``r``; emit its text; True if the row is finished."""
-        job = row.job
+        token = choose_row(job.sampler, logits, row.tokens, row.rng, self.never, row.text.produced)
         row.tokens.append(token)
-        row.produced += 1
-        job.tokens_out[row.choice] = row.produced
+        piece, finish = row.text.take(token)
+        job.tokens_out[row.choice] = row.text.produced
         self.tokens_generated += 1
-        finish = None
-        if token in self.eos:
-            piece, finish = row.streamer.flush(), "stop"
-        else:
-            piece = row.streamer.push(token)
-            if row.streamer.stopped:
-                finish = "stop"
-            elif row.produced >= job.max_new:
-                piece, finish = piece + row.streamer.flush(), "length"
         job.send(row.choice, piece, finish, None)  # every token, its text perhaps still held back: clients see progress
         if finish is None:
             row.next = token
@@ -244,11 +229,9 @@ class BatchEngine:
 
     # -- the scheduler --
     def _start(self, r: int, job: Job, choice: int) -> None:
-        from gentoolkit.runtime.strategies.sampled import row_generator
-
         tokens = list(job.prompt) or [self.tokenizer.bos_id]
         job.prompt = tokens
-        row = _Row(job, choice, TextStreamer(self.tokenizer, job.stop), row_generator(job.seed, choice))
+        row = _Row(job, choice, RowText(self.tokenizer, job.stop, job.max_new), row_generator(job.seed, choice))
         self.rows[r] = row
         self._refill(r, row, tokens[-self.context_length :])
 
@@ -256,7 +239,7 @@ class BatchEngine:
         """Prefill row ``r`` with ``window`` and take its next token (finishing the row if it ends)."""
         logits = self._prefill_row(r, window)
         row.filled = len(window)
-        if self._take(r, row, self._choose(row, logits)):
+        if self._take(row, logits):
             self._retire(r)
 
     def _admit(self) -> None:
@@ -305,7 +288,7 @@ class BatchEngine:
             row = self.rows[r]
             row.filled += 1
             try:
-                finished = self._take(r, row, self._choose(row, self.logits[r, 0]))
+                finished = self._take(row, self.logits[r, 0])
             except Exception as exc:  # noqa: BLE001
                 self._retire(r, _message(exc))
                 continue
@@ -328,10 +311,8 @@ class BatchEngine:
                         self._retire(r, _message(exc))
 
 
-class SerialEngine:
+class SerialEngine(_Engine):
     """One request at a time through the driver's own loop (graphs without shared buffers)."""
-
-    kind = "text"
 
     def __init__(self, driver, max_batch: int = 1):
         self.driver, self.tokenizer = driver, driver.tokenizer
@@ -344,17 +325,10 @@ class SerialEngine:
         self.busy = False
         self.thread = threading.Thread(target=self._loop, name="gentool-serve-engine", daemon=True)
 
-    start = BatchEngine.start
-    submit = BatchEngine.submit
-    queued = BatchEngine.queued
-    stop = BatchEngine.stop
-
     def active(self) -> int:
         return int(self.busy)
 
     def _loop(self) -> None:
-        from gentoolkit.runtime.generation import stream_events
-
         while True:
             with self.cond:
                 while not self.stopping and not self.waiting:
@@ -390,23 +364,6 @@ def make_engine(driver, max_batch: int = 8):
     """``RuntimeSpec.serve`` of the autoregressive family: continuous batching where the export's graph
     shares its KV buffers on the CPU, one request at a time otherwise."""
     d = driver.decoder
-    if getattr(d, "_cache", None).__name__ == "SharedCache" and d.device == "cpu":
+    if d.shared_buffers:
         return BatchEngine(driver, max_batch)
     return SerialEngine(driver)
-
-
-def encode_prompt(driver, prompt: str | Sequence[int] | Sequence[dict]) -> list[int]:
-    """Token ids of a prompt (text), of ids given as they are, or of chat messages under the template."""
-    tok = driver.tokenizer
-    if isinstance(prompt, str):
-        return tok.encode(prompt)
-    if prompt and isinstance(prompt[0], dict):
-        if not tok.chat_template:
-            raise GentoolError("this model has no chat template (tokenizer_config.json's chat_template); use "
-                               "/v1/completions")
-        return tok.chat_ids(list(prompt))
-    ids = [int(i) for i in prompt]
-    bad = [i for i in ids if not 0 <= i < driver.decoder.vocab_size]
-    if bad:
-        raise GentoolError(f"token id {bad[0]} is outside the vocabulary of {driver.decoder.vocab_size}")
-    return ids

@@ -12,12 +12,12 @@ import torch
 from gentoolkit import get_loss
 from gentoolkit.errors import ConfigError, DataError
 from gentoolkit.registry import resolve
-from gentoolkit.runtime.tokenizer import TextTokenizer
 from gentoolkit.training import Context, cosine_lr
 
-from .data import load_conversations, load_documents, split
+from .data import encode_data, load_conversations, load_documents, split
 from .model import build
-from .tokenizers_ import build_tokenizer, encode_data
+from .tokenizer import TextTokenizer
+from .tokenizer_build import TOKENIZER_FILES, build_tokenizer
 
 
 def loss_function(config):
@@ -43,8 +43,6 @@ class LanguageModelTask:
         if ctx.is_main and not (ctx.resume and tok_file.is_file()):
             if ctx.init is not None:  # a pretrained model's tokenizer comes with it, whole
                 from gentoolkit.files import write_bytes
-
-                from .hf import TOKENIZER_FILES
 
                 for name in TOKENIZER_FILES:
                     if (ctx.init / name).is_file():
@@ -175,13 +173,14 @@ class LanguageModelTask:
 
 
 def full_val_loss(model, windows_ids: np.ndarray, block: int, batch: int = 32,
-                  labels: np.ndarray | None = None) -> tuple[float, int]:
-    """Mean cross-entropy over the whole split in non-overlapping windows; returns (loss, tokens). With
-    ``labels`` (-100 where nothing is learned: conversations), over the tokens learned only."""
+                  labels: np.ndarray | None = None, stride: int | None = None) -> tuple[float, int]:
+    """Mean cross-entropy over the whole split in the windows of :func:`.data.windows` (side by side, or
+    every ``stride`` tokens); returns (loss, tokens). With ``labels`` (-100 where nothing is learned:
+    conversations), over the tokens learned only."""
     from .data import windows
 
     model.eval()
-    n, xs, ys = windows(windows_ids, labels, block)
+    n, xs, ys = windows(windows_ids, labels, block, stride)
     total, count = 0.0, 0
     with torch.no_grad():
         for s in range(0, n, batch):

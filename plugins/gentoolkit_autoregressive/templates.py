@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import GentoolError
+from gentoolkit.errors import GentoolError
 
 Message = dict[str, Any]
 

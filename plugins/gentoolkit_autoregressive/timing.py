@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gentoolkit.runtime.generation import generate_tokens
+from .decode import generate_tokens
 
 
 def prompt_ids(tokenizer, n: int) -> list[int]:
@@ -73,7 +73,7 @@ def export_cases(driver, options: dict[str, Any]) -> list[tuple[str, Callable[[]
 
 def run_cases(run, options: dict[str, Any]) -> list[tuple[str, Callable[[], dict]]]:
     """Registered as the models' ``timing``: a run folder through PyTorch with the KV cache."""
-    from .sample import TorchDecoder, load_run
+    from .run_model import TorchDecoder, load_run
 
     model, tok, _ = load_run(run)
     return decode_cases(TorchDecoder(model), tok, options)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import GentoolError
+from gentoolkit.errors import GentoolError
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -132,7 +132,7 @@ class TextTokenizer:
     def chat_ids(self, messages, add_generation_prompt: bool = True) -> list[int]:
         """The token ids of ``messages`` under the chat template, as transformers' ``apply_chat_template``
         gives them (the template writes its own special tokens)."""
-        from .chat import render
+        from .templates import render
 
         text = render(self.chat_template, messages, add_generation_prompt=add_generation_prompt,
                       specials=self.special_texts())
@@ -151,7 +151,7 @@ class TextTokenizer:
         return cls(tok, kind, where=repr(str(path)), specials=read_specials(path.parent, tok))
 
     def save(self, path: str | Path) -> None:
-        from ..files import write_text
+        from gentoolkit.files import write_text
 
         write_text(path, self.tok.to_str())
 

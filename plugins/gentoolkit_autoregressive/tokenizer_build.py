@@ -15,7 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gentoolkit.runtime.tokenizer import EOS, PAD, TextTokenizer
+from .tokenizer import EOS, PAD, TextTokenizer
+
+#: the files of a tokenizer that come across whole
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                   "generation_config.json")
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -105,34 +109,3 @@ def encode_corpus(tokenizer: TextTokenizer, docs: Sequence[str]) -> np.ndarray:
             ids = [t for e in tokenizer.tok.encode_batch(doc.splitlines(keepends=True), add_special_tokens=False) for t in e.ids]
             parts.append(np.asarray(ids, dtype=np.int64))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-
-
-def encode_data(tokenizer: TextTokenizer, source: str | None, docs: Sequence[str] | None = None
-                ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``data.path`` as token ids, and for conversations a mask of the tokens to learn (the assistant's).
-
-    Plain text: every document, ``encode_corpus``'s way, and no mask. A ``.jsonl`` of
-    ``{"messages": [...]}``: each conversation through the tokenizer's chat template, one after
-    the other, with 1 on the tokens of the assistant's turns (their end-of-turn token included)
-    and 0 elsewhere, so that the loss is the assistant's alone.
-    """
-    from gentoolkit.errors import DataError
-    from gentoolkit.runtime.chat import assistant_spans
-
-    from .data import load_conversations, load_documents
-
-    conversations = load_conversations(source)
-    if conversations is None:
-        return encode_corpus(tokenizer, docs if docs is not None else load_documents(source)), None
-    if not tokenizer.chat_template:
-        raise DataError(f"{source} holds conversations, but the tokenizer has no chat template to render them; "
-                        "start from a model that has one (--init)")
-    ids: list[int] = []
-    mask: list[int] = []
-    specials = tokenizer.special_texts()
-    for messages in conversations:
-        text, spans = assistant_spans(tokenizer.chat_template, messages, specials)
-        enc = tokenizer.tok.encode(text, add_special_tokens=False)
-        ids += enc.ids
-        mask += [int(any(a <= s and e <= b and e > s for a, b in spans)) for s, e in enc.offsets]
-    return np.asarray(ids, dtype=np.int64), np.asarray(mask, dtype=np.int64)

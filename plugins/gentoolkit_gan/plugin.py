@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from gentoolkit import LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
+from gentoolkit import LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, Tools, hookimpl
 
 from .config import DCGAN_PRESETS, GAN_PRESETS, SECTIONS, DCGANConfig, GANConfig
 from .options import LATENT_OPTIONS
@@ -33,9 +33,8 @@ def register_models(register):
                 evaluate=f"{_P}.sample:evaluate",
                 export=f"{_P}.export:plan",
                 sample_options=LATENT_OPTIONS,
-                timing=f"{_P}.timing:run_cases",
-                bench=f"{_P}.bench:bench" if name == "gan" else None,
-                quickstart=f"{_P}.quickstart:quickstart" if name == "gan" else None,
+                tools=Tools(timing=f"{_P}.timing:run_cases", bench=f"{_P}.bench:bench" if name == "gan" else None,
+                            quickstart=f"{_P}.quickstart:quickstart" if name == "gan" else None),
                 legacy=legacy,
             )
         )

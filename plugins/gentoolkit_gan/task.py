@@ -78,7 +78,8 @@ class GANTask:
         probe = np.random.default_rng(train.seed + 2)
         self.z_probe = torch.from_numpy(probe.standard_normal((256, mcfg.z_dim)).astype(np.float32)).to(dev)
         self.real_probe = self.data.x[probe.choice(len(self.data.x), size=min(256, len(self.data.x)), replace=False)]
-        self.evaluator = SampleEvaluator(ctx, self.data, self.generate)
+        self.evaluator = SampleEvaluator(ctx, self.data, self.generate, count=train.eval_samples,
+                                         coverage_alarm=train.alarm_coverage)
 
     def batch(self) -> torch.Tensor:
         n = self.ctx.config["train"].batch_size

@@ -6,7 +6,7 @@ and ``gentool plugins`` never import torch on this plugin's behalf.
 
 from pathlib import Path
 
-from gentoolkit import LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, hookimpl
+from gentoolkit import LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, Tools, hookimpl
 
 from .config import PRESETS, SECTIONS, DDPMConfig
 from .options import DIFFUSION_OPTIONS
@@ -32,7 +32,7 @@ def register_models(register):
             evaluate=f"{_P}.sample:evaluate",
             export=f"{_P}.export:plan",
             sample_options=DIFFUSION_OPTIONS,
-            bench=f"{_P}.bench:one_sample",
+            tools=Tools(bench=f"{_P}.bench:one_sample"),
         )
     )
 

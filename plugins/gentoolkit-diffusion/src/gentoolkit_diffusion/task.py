@@ -97,7 +97,9 @@ class DiffusionTask:
         self.sqrt_1m_ac = torch.tensor(np.sqrt(1 - self.ac), dtype=torch.float32, device=ctx.device)
         self.rng = np.random.default_rng(train.seed)
         self.x = torch.from_numpy(x).float()
-        self.evaluator = SampleEvaluator(ctx, self.data, self.generate)
+        self.evaluator = SampleEvaluator(ctx, self.data, self.generate,
+                                         count=train.eval_samples or (2500 if self.data.kind == "vectors" else 500),
+                                         coverage_alarm=train.alarm_coverage)
 
     # Task protocol -------------------------------------------------------------
     def weights(self):
