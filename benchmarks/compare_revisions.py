@@ -80,7 +80,7 @@ def main():
     args = ap.parse_args()
     import numpy as np
 
-    from gentoolkit.bench import paired_ratio
+    from gentoolkit.cli.bench import paired_ratio
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"

@@ -27,7 +27,7 @@ from gan_modes import mean_se  # the same table format (this folder is on sys.pa
 
 DDIM = """
 import json, sys
-from gentoolkit.run import Run
+from gentoolkit.train.run import Run
 from gentoolkit.samples.evaluation import measure
 from gentoolkit_diffusion.sample import load_denoiser
 from gentoolkit_diffusion.samplers import make_ddim

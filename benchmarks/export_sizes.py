@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from gentoolkit.export import export
-from gentoolkit.run import Run
+from gentoolkit.train.run import Run
 
 
 def main():

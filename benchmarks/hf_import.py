@@ -66,11 +66,11 @@ def main():
         import shutil
 
         shutil.rmtree(run)
-    _, baseline = peak_rss_mb([sys.executable, "-c", "import torch, safetensors, tokenizers, gentoolkit.cli, "
+    _, baseline = peak_rss_mb([sys.executable, "-c", "import torch, safetensors, tokenizers, gentoolkit.cli.main, "
                                                      "gentoolkit_autoregressive.model"])
     seconds, peak = peak_rss_mb([sys.executable, "-m", "gentoolkit", "import", str(src), "-o", str(run)])
     fp32_mb = n * 4 / 1e6
-    from gentoolkit.run import Run
+    from gentoolkit.train.run import Run
     from gentoolkit_autoregressive.run_model import load_run
 
     hf = AutoModelForCausalLM.from_pretrained(str(src), torch_dtype=torch.float32).eval()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from gentoolkit.bench import print_tables, run_all
+from gentoolkit.cli.bench import print_tables, run_all
 from gentoolkit.files import atomic_path
 
 

@@ -44,9 +44,9 @@ import json, sys
 import numpy as np
 import onnxruntime as ort
 from gentoolkit.export import torch_runner
-from gentoolkit.registry import resolve
-from gentoolkit.plugins import get_model
-from gentoolkit.run import Run
+from gentoolkit.plugin.specs import resolve
+from gentoolkit.plugin.manager import get_model
+from gentoolkit.train.run import Run
 ort.set_default_logger_severity(3)
 run_path, folders = sys.argv[1], sys.argv[2:]
 run = Run.open(run_path)

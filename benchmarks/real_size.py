@@ -15,7 +15,7 @@ costs minutes; the tests validate every case at tiny sizes), and in int4 with
 once, in int4). The Llama also goes through
 ``python -m onnxruntime_genai.models.builder`` in fp32 and int4 (the builder has no GPT-2 path).
 
-Every back end runs in a worker process of its own (``gentoolkit.bench.bench_targets``), the
+Every back end runs in a worker process of its own (``gentoolkit.cli.bench.bench_targets``), the
 turns of all of them shuffled round by round: greedy decoding of 128 tokens after a 32-token
 prompt (tokens/s after the first token), the first token after a 512-token prompt, and the
 peak resident memory of the worker. The ratios pair gentoolkit's export with the builder's at
@@ -349,7 +349,7 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--first-token-prompt", type=int, default=512)
     args = ap.parse_args()
-    from gentoolkit.bench import bench_targets
+    from gentoolkit.cli.bench import bench_targets
 
     work = Path(args.work or tempfile.mkdtemp(prefix="real-size-"))
     measured = bandwidth_gbs()
@@ -370,10 +370,10 @@ def main():
             if builder:
                 targets.append((builder, "benchmarks.real_size:genai_cases", str(folders[builder]), "builder-fp32"))
             for graph in GRAPHS:
-                targets.append((f"{graph}-{dtype}", "gentoolkit.bench:path_cases", str(folders[f"{graph}-{dtype}"]),
+                targets.append((f"{graph}-{dtype}", "gentoolkit.cli.bench:path_cases", str(folders[f"{graph}-{dtype}"]),
                                 builder or f"traced-{dtype}"))
             if dtype == "int4":
-                targets.append((EMB, "gentoolkit.bench:path_cases", str(folders[EMB]), builder or "traced-int4"))
+                targets.append((EMB, "gentoolkit.cli.bench:path_cases", str(folders[EMB]), builder or "traced-int4"))
         targets.append(("transformers-fp32", "benchmarks.real_size:transformers_cases", str(folders["hf"]),
                         "fused-fp32"))
         os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])

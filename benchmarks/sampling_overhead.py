@@ -52,7 +52,7 @@ SETTINGS = {
 
 def figure(run: str, path: str) -> None:
     from gentoolkit.plots import distributions
-    from gentoolkit.run import Run
+    from gentoolkit.train.run import Run
     from gentoolkit_autoregressive.run_model import load_run
 
     model, tok, _ = load_run(Run.open(run))

@@ -6,7 +6,7 @@ Both run the same export folder: gentoolkit.runtime's ``generate(prompt, greedy=
 max_new_tokens=58)`` (tokenize, decode, detokenize incrementally, return the text), and
 onnxruntime-genai as its own examples drive it (``og.Tokenizer.encode``, a generator with
 ``min_length = max_length``, ``create_stream().decode`` of every token, the pieces joined). The two
-take turns round by round (``gentoolkit.bench.timed_together``); the ratio is paired by round.
+take turns round by round (``gentoolkit.cli.bench.timed_together``); the ratio is paired by round.
 Without a folder, it trains the default ``gpt`` (0.8M parameters) for 600 steps on ``pydoc`` and
 exports it with each graph (``--graph traced`` and ``--graph fused``) to a temporary folder.
 """
@@ -53,7 +53,7 @@ def compare(folder: Path, prompt: str, n: int, rounds_n: int) -> str:
     import numpy as np
     import onnxruntime_genai as og
 
-    from gentoolkit.bench import paired_ratio, timed_together
+    from gentoolkit.cli.bench import paired_ratio, timed_together
     from gentoolkit.runtime import load
 
     lm = load(folder)

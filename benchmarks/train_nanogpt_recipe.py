@@ -20,7 +20,7 @@ import torch
 
 from gentoolkit import get_model
 from gentoolkit.config import build
-from gentoolkit.training import train
+from gentoolkit.train.loop import train
 
 RECIPE = [
     "model.n_layer=4", "model.n_head=4", "model.n_embd=128", "model.block_size=64", "model.dropout=0",

@@ -157,7 +157,7 @@ def browser_figures(folders: dict[str, Path], base: Path, repeat: int, node_modu
     """The demo in headless chromium: cross-origin isolated (threads), or not (one thread)."""
     import threading
 
-    from gentoolkit.demo import serve
+    from gentoolkit.web.demo import serve
 
     site = base / "site"
     gentool("demo", *map(str, folders.values()), "-o", str(site), "--node-modules", node_modules)

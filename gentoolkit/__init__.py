@@ -9,10 +9,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import GentoolError  # noqa: E402
-from .hookspecs import hookimpl  # noqa: E402
-from .plugins import get_dataset, get_loss, get_model, get_registries, get_sampler  # noqa: E402
-from .registry import (  # noqa: E402
+from gentoolkit.errors import GentoolError  # noqa: E402
+from gentoolkit.plugin.hookspecs import hookimpl  # noqa: E402
+from gentoolkit.plugin.manager import get_dataset, get_loss, get_model, get_registries, get_sampler  # noqa: E402
+from gentoolkit.plugin.specs import (  # noqa: E402
     DatasetSpec,
     InitSpec,
     Interop,

@@ -1,5 +1,5 @@
 """``python -m gentoolkit`` runs the ``gentool`` command line (torchrun uses this too)."""
 
-from gentoolkit.cli import main
+from gentoolkit.cli.main import main
 
 main()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from .errors import ConfigError, closest
+from gentoolkit.errors import ConfigError, closest
 
 Sections = Mapping[str, type]
 INT_LIMIT = 2**63  # integers in a config fit int64 (PyTorch's and numpy's)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import faults
+from gentoolkit import faults
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -180,6 +180,16 @@ def is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
+def remove_entry(entry: Path) -> None:
+    """Remove a file, a link or a whole folder that this process made (a link is removed, never followed);
+    what is already gone is no error."""
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            entry.unlink()
+
+
 def remove_stale_temps(folder: str | Path, *, stem: str | None = None) -> list[Path]:
     """Remove the temporary files and folders a killed gentoolkit process left in ``folder``.
 
@@ -200,11 +210,7 @@ def remove_stale_temps(folder: str | Path, *, stem: str | None = None) -> list[P
         pid_text = tag.partition("-")[0]
         if not pid_text.isdigit() or (stem is not None and name != stem) or _pid_alive(int(pid_text)):
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                entry.unlink()
+        remove_entry(entry)
         removed.append(entry)
     return removed
 
@@ -214,7 +220,7 @@ def inside(folder: str | Path, name: Any, what: str) -> Path:
 
     Raises :class:`~gentoolkit.errors.GentoolError` naming ``what`` otherwise.
     """
-    from .errors import GentoolError
+    from gentoolkit.errors import GentoolError
 
     if not isinstance(name, str) or not name or "\x00" in name:
         raise GentoolError(f"{what} must be a file name inside {str(folder)!r}, got {name!r}")

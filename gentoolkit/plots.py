@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_path
+from gentoolkit.files import atomic_path
 
 
 def _plt():

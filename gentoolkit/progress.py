@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import GentoolError
+from gentoolkit.errors import GentoolError
 
 
 def env_flag(name: str) -> bool:

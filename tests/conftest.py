@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import settings
 
-from gentoolkit.cli import cli
+from gentoolkit.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gentoolkit import checkpoint
-from gentoolkit.run import Run
+from gentoolkit.train import checkpoint
+from gentoolkit.train.run import Run
 from gentoolkit_autoregressive.decode import generate_tokens, left_pad
 from gentoolkit_autoregressive.run_model import TorchDecoder, load_run
 from gentoolkit_autoregressive.samplers import make_greedy

@@ -19,7 +19,7 @@ import venv
 
 import pytest
 
-from gentoolkit.plugins import get_registries
+from gentoolkit.plugin.manager import get_registries
 from gentoolkit.testing import BLOCK_TORCH
 
 from .conftest import ROOT

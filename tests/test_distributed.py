@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gentoolkit import checkpoint
+from gentoolkit.train import checkpoint
 
 from .conftest import TINY, one_error_line, run_cli, run_subprocess
 

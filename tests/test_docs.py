@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 import pytest
 
-from gentoolkit import hookspecs
-from gentoolkit.cli import cli
-from gentoolkit.docgen import cli_markdown
+from gentoolkit.cli.docgen import cli_markdown
+from gentoolkit.cli.main import cli
+from gentoolkit.plugin import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "gentoolkit_spec")]
@@ -38,8 +38,17 @@ def test_every_hook_is_exercised_by_a_test(hook):
     assert re.search(rf"def {hook}\((self, )?(register|cli)\)", sources), f"no test implements {hook}"
 
 
+def test_the_architecture_picture_is_the_one_the_code_gives():
+    """docs/architecture.md shows docs/img/architecture.svg: the rooms and imports as the code has them now."""
+    from gentoolkit.cli.architecture import draw
+
+    picture = ROOT / "docs" / "img" / "architecture.svg"
+    assert picture.read_text() == draw(ROOT), "run: python -m gentoolkit.cli.docgen"
+    assert "architecture.svg" in (ROOT / "docs" / "architecture.md").read_text()
+
+
 def test_cli_reference_is_current():
-    assert (ROOT / "docs" / "cli.md").read_text() == cli_markdown() + "\n", "run: python -m gentoolkit.docgen"
+    assert (ROOT / "docs" / "cli.md").read_text() == cli_markdown() + "\n", "run: python -m gentoolkit.cli.docgen"
 
 
 def test_every_command_is_in_the_cli_reference():
@@ -86,7 +95,7 @@ def test_every_spec_field_is_documented():
     """Each field of every spec dataclass a plugin fills in is named in docs/plugins.md."""
     import dataclasses
 
-    from gentoolkit.registry import SPEC_TYPES
+    from gentoolkit.plugin.specs import SPEC_TYPES
 
     text = (ROOT / "docs" / "plugins.md").read_text()
     missing = [f"{t.__name__}.{f.name}" for t in SPEC_TYPES.values() for f in dataclasses.fields(t)
@@ -156,7 +165,7 @@ def test_every_path_a_readme_command_reads_is_made_by_an_earlier_one():
     import fnmatch
     import subprocess
 
-    from gentoolkit.plugins import get_registries
+    from gentoolkit.plugin.manager import get_registries
 
     datasets = set(get_registries().datasets.names())
 

@@ -58,14 +58,14 @@ def test_runtime_api_page_documents_the_public_names(site):
 
 
 def test_hookspecs_api_page_documents_every_hook(site):
-    from gentoolkit import hookspecs
+    from gentoolkit.plugin import hookspecs
 
     hooks = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "gentoolkit_spec")]
     assert len(hooks) >= 2, hooks
     html = page(site, "api/hookspecs.md")
     text = " ".join(unescape(re.sub(r"<[^>]+>", "", html)).split())
     for hook in hooks:
-        assert f'id="gentoolkit.hookspecs.{hook}"' in html, hook
+        assert f'id="gentoolkit.plugin.hookspecs.{hook}"' in html, hook
         summary = inspect.getdoc(getattr(hookspecs, hook)).splitlines()[0].replace("``", "")
         assert summary in text, summary
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from gentoolkit.cli.docgen import EXAMPLE_MARK, example_configs, write_example_configs
 from gentoolkit.config import load_file
-from gentoolkit.docgen import EXAMPLE_MARK, example_configs, write_example_configs
 
 from .conftest import ROOT, run_cli
 
@@ -23,9 +23,9 @@ def test_one_example_per_builtin_model():
 def test_examples_are_current():
     generated = example_configs()
     on_disk = sorted(p.name for p in FOLDER.glob("*.toml"))
-    assert on_disk == sorted(generated), "run: python -m gentoolkit.docgen"
+    assert on_disk == sorted(generated), "run: python -m gentoolkit.cli.docgen"
     for name, text in generated.items():
-        assert (FOLDER / name).read_text(encoding="utf-8") == text, f"{name} is stale: run python -m gentoolkit.docgen"
+        assert (FOLDER / name).read_text(encoding="utf-8") == text, f"{name} is stale: run python -m gentoolkit.cli.docgen"
 
 
 @pytest.mark.parametrize("model", BUILTIN)
@@ -64,10 +64,10 @@ def test_write_removes_stale_generated_files_only(tmp_path):
 
 
 def test_docgen_with_a_target_writes_only_that_file(tmp_path):
-    """CI runs ``python -m gentoolkit.docgen FILE`` before the tests: it must not refresh examples/configs/."""
+    """CI runs ``python -m gentoolkit.cli.docgen FILE`` before the tests: it must not refresh examples/configs/."""
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in FOLDER.glob("*.toml")}
     target = tmp_path / "cli.md"
-    r = subprocess.run([sys.executable, "-m", "gentoolkit.docgen", str(target)], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "gentoolkit.cli.docgen", str(target)], capture_output=True, text=True,
                        cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"wrote {target}\n" and target.is_file()
@@ -79,10 +79,10 @@ def test_docgen_help_prints_usage_and_writes_nothing(tmp_path):
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in FOLDER.glob("*.toml")}
     cli_md = (ROOT / "docs" / "cli.md").stat().st_mtime_ns
     for args in (["--help"], ["-h"]):
-        r = subprocess.run([sys.executable, "-m", "gentoolkit.docgen", *args], capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-m", "gentoolkit.cli.docgen", *args], capture_output=True, text=True,
                            cwd=tmp_path, timeout=120)
-        assert r.returncode == 0 and r.stdout.startswith("usage: python -m gentoolkit.docgen"), r.stdout + r.stderr
-    r = subprocess.run([sys.executable, "-m", "gentoolkit.docgen", "--out", "x.md"], capture_output=True, text=True,
+        assert r.returncode == 0 and r.stdout.startswith("usage: python -m gentoolkit.cli.docgen"), r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "gentoolkit.cli.docgen", "--out", "x.md"], capture_output=True, text=True,
                        cwd=tmp_path, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("Error: unrecognized arguments: --out") and r.stdout == ""
     assert list(tmp_path.iterdir()) == []  # no file named --help, -h or --out
@@ -91,7 +91,7 @@ def test_docgen_help_prints_usage_and_writes_nothing(tmp_path):
 
 
 def test_every_builtin_preset_is_documented():
-    from gentoolkit.plugins import get_registries
+    from gentoolkit.plugin.manager import get_registries
 
     text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     presets = text[text.index("\n## Presets\n"):]

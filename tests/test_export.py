@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from gentoolkit.contract import MANIFEST
 from gentoolkit.export import WeightQuant, export
-from gentoolkit.run import Run
+from gentoolkit.runtime.folder import MANIFEST
+from gentoolkit.train.run import Run
 from gentoolkit_autoregressive.decode import generate_tokens, left_pad
 from gentoolkit_autoregressive.run_model import TorchDecoder, load_run
 from gentoolkit_autoregressive.samplers import make_greedy

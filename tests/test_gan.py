@@ -11,7 +11,6 @@ import torch
 
 from gentoolkit import get_model
 from gentoolkit.config import build as build_config
-from gentoolkit.run import Run
 from gentoolkit.samples.data import grid_modes, ring, ring_modes
 from gentoolkit.samples.metrics import (
     digits_classifier,
@@ -20,7 +19,8 @@ from gentoolkit.samples.metrics import (
     fidelity_diversity,
     mixture_metrics,
 )
-from gentoolkit.training import Context
+from gentoolkit.train.loop import Context
+from gentoolkit.train.run import Run
 from gentoolkit_gan.config import DCGANConfig, GANConfig
 from gentoolkit_gan.latent import LatentSampler
 from gentoolkit_gan.models import build, latent_class

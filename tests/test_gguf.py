@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from gentoolkit.run import Run
+from gentoolkit.train.run import Run
 
 from . import hf_models
 from .conftest import one_error_line, run_cli
@@ -313,7 +313,7 @@ def test_the_tokenizer_gives_transformers_token_ids(files, imported, name):
 def test_quantized_blocks_give_back_the_weights(imported):
     from safetensors import safe_open
 
-    from gentoolkit.checkpoint import read_weights
+    from gentoolkit.train.checkpoint import read_weights
     from gentoolkit_autoregressive.gguf_file import BLOCK, TOLERANCE, reconstruct
 
     run, output = imported["llama"]

@@ -4,14 +4,14 @@ import json
 import subprocess
 import sys
 
-from gentoolkit.cli import cli
+from gentoolkit.cli.main import cli
 
 HEAVY = ("torch", "onnx", "onnxruntime", "matplotlib", "numpy")  # numpy too: it costs --help 80 ms
 
 PROBE = r"""
 import sys, json
 from click.testing import CliRunner
-from gentoolkit.cli import cli
+from gentoolkit.cli.main import cli
 args = json.loads(sys.argv[1])
 r = CliRunner().invoke(cli, args)
 assert r.exit_code == 0, r.output

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from gentoolkit.run import Run
+from gentoolkit.train.run import Run
 from gentoolkit_autoregressive.decode import generate_tokens, left_pad
 
 from . import hf_models
@@ -214,7 +214,7 @@ def test_runs_trained_here_export_to_transformers(model, kind, tmp_path, corpus)
 
 
 def test_fine_tuning_starts_from_the_pretrained_weights(hf_dirs, imported, tmp_path, corpus):
-    from gentoolkit.checkpoint import read_weights
+    from gentoolkit.train.checkpoint import read_weights
 
     from .conftest import FAST_TRAIN
 
@@ -353,7 +353,7 @@ def test_real_sizes_a_50k_vocabulary_a_2k_context_bf16_weights_and_external_data
 
 
 def test_fine_tuning_runs_under_ddp(hf_dirs, imported, tmp_path, corpus):
-    from gentoolkit.checkpoint import read_weights
+    from gentoolkit.train.checkpoint import read_weights
 
     from .conftest import run_subprocess
 
@@ -378,7 +378,7 @@ def test_import_needs_no_transformers(hf_dirs, tmp_path):
              "        if name.split('.')[0] in ('transformers', 'huggingface_hub'):\n"
              "            raise ImportError('blocked in this test')\n"
              "sys.meta_path.insert(0, _No())\n"
-             "from gentoolkit.cli import main\n"
+             "from gentoolkit.cli.main import main\n"
              f"sys.argv = ['gentool', 'import', {str(hf_dirs['llama'])!r}, '-o', {str(tmp_path / 'run')!r}]\n"
              "main()\n")
     r = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=ROOT, timeout=300)

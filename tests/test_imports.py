@@ -5,7 +5,8 @@
 3. ``gentoolkit/runtime/`` and every plugin's ``runtime.py`` (what apps embed), with every module of
    the plugin that it imports, import neither torch nor click, at any level, inside functions too.
 4. No import cycles, in the host or in any plugin: an import inside a function counts (a cycle hidden
-   behind a lazy import is still a cycle), and so does a lazy reference string.
+   behind a lazy import is still a cycle), and so does a lazy reference string; an import under
+   ``if TYPE_CHECKING:`` (for type checkers alone: it never runs) does not.
 
 An import is an ``import`` or ``from`` statement, or a lazy reference string
 ``"package.module:attribute"`` (what specs name their code with), which is an import by another name.
@@ -17,9 +18,10 @@ import ast
 import re
 from pathlib import Path
 
+from gentoolkit.cli.architecture import cycles, import_graph, source_files
+
 ROOT = Path(__file__).resolve().parents[1]
 LAZY = re.compile(r"^(gentoolkit_\w+)[\w.]*:\w")
-LAZY_ANY = re.compile(r"^(gentoolkit\w*)(\.\w+)*:\w+$")
 EMBEDDED_BANNED = ("torch", "click")
 
 
@@ -46,90 +48,9 @@ def _imports(tree: ast.AST) -> list[tuple[int, str]]:
     return out
 
 
-def _source_files(root: Path) -> list[Path]:
-    files = [p for base in ("gentoolkit", "plugins") for p in (root / base).rglob("*.py")]
-    return sorted(p for p in files if _package_of(p, root) is not None and "tests" not in p.relative_to(root).parts)
-
-
-def _module_name(path: Path, root: Path) -> str:
-    rel = path.relative_to(root).parts
-    if rel[0] == "plugins":
-        rel = rel[3:] if len(rel) > 3 and rel[2] == "src" else rel[1:]
-    parts = list(rel[:-1]) + ([] if path.name == "__init__.py" else [path.stem])
-    return ".".join(parts)
-
-
-def import_graph(root: Path) -> dict[str, dict[str, int]]:
-    """``{module: {module it imports: line}}`` over the host's and the plugins' own modules: every
-    ``import``, ``from`` (relative ones resolved) and lazy reference string, at any level."""
-    files = {_module_name(p, root): p for p in _source_files(root)}
-    graph: dict[str, dict[str, int]] = {}
-    for name, path in files.items():
-        is_pkg = path.name == "__init__.py"
-        base = name.split(".") if is_pkg else name.split(".")[:-1]
-        edges: dict[str, int] = {}
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            targets: list[str] = []
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    anchor = base[: len(base) - (node.level - 1)]
-                    module = ".".join(anchor + ([node.module] if node.module else []))
-                else:
-                    module = node.module or ""
-                targets = [f"{module}.{a.name}" for a in node.names] + [module]
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and LAZY_ANY.match(node.value):
-                targets = [node.value.partition(":")[0]]
-            for t in targets:
-                # the most specific module of ours that the import names (a name in a module: the module)
-                while t and t not in files:
-                    t = t.rpartition(".")[0]
-                if t and t != name:
-                    edges.setdefault(t, node.lineno)
-                    break
-        graph[name] = edges
-    return graph
-
-
-def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan's algorithm)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    out: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on.add(v)
-        for w in graph.get(v, {}):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return out
-
-
 def _runtime_closure(root: Path) -> set[Path]:
     """Each plugin's ``runtime.py`` and every module of its own plugin that it imports, transitively."""
-    files = {_module_name(p, root): p for p in _source_files(root)}
+    files = source_files(root)
     graph = import_graph(root)
     todo = [m for m, p in files.items() if p.name == "runtime.py" and not m.startswith("gentoolkit.")]
     seen: set[str] = set()
@@ -206,6 +127,8 @@ def test_a_planted_cycle_is_found_however_it_is_hidden(tmp_path):
         "gentoolkit/a.py": "from .b import x\n",
         "gentoolkit/b.py": "def f():\n    from gentoolkit import a\n",  # hidden in a function
         "gentoolkit/c.py": "from gentoolkit.a import y\n",  # imports into the cycle: not in it
+        "gentoolkit/d.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from gentoolkit.e import E\n",
+        "gentoolkit/e.py": "from gentoolkit.d import x\n",  # d imports e for type checkers alone: no cycle
         "plugins/gentoolkit_one/__init__.py": "",
         "plugins/gentoolkit_one/plugin.py": 'REF = "gentoolkit_one.task:Task"\n',  # a lazy reference string
         "plugins/gentoolkit_one/task.py": "from . import plugin\n",

@@ -12,7 +12,7 @@ import pytest
 import gentoolkit
 from gentoolkit import DatasetSpec, LossSpec, ModelSpec, SamplerSpec, hookimpl
 from gentoolkit.errors import UnknownNameError
-from gentoolkit.plugins import get_plugin_manager, get_registries, plugin_records
+from gentoolkit.plugin.manager import get_plugin_manager, get_registries, plugin_records
 
 from .conftest import run_cli, run_subprocess
 
@@ -270,7 +270,7 @@ def test_listing_commands(capsys):
 @pytest.mark.parametrize("kind", ["models", "samplers", "losses", "datasets", "runtimes"])
 def test_a_duplicate_is_named_in_the_singular(kind):
     from gentoolkit.errors import PluginError
-    from gentoolkit.registry import SINGULAR, Registry
+    from gentoolkit.plugin.specs import SINGULAR, Registry
 
     reg = Registry(kind)
     spec = type("Spec", (), {"name": "x", "aliases": (), "plugin": "p"})()

@@ -1,4 +1,4 @@
-"""int4/int8 weights (gentoolkit.quantization): a GGUF file's own blocks reach MatMulNBits exactly, and the
+"""int4/int8 weights (gentoolkit.export.quantization): a GGUF file's own blocks reach MatMulNBits exactly, and the
 scale search never does worse than plain rounding."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from gentoolkit.export import WeightQuant, export
-from gentoolkit.quantization import quantize_blocks
+from gentoolkit.export.quantization import quantize_blocks
 
 
 def gguf_blocks(w: np.ndarray, kind: str):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from gentoolkit.run import Run
+from gentoolkit.train.run import Run
 
 from .conftest import run_cli
 
@@ -61,7 +61,7 @@ def test_import_matches_transformers_gguf_loader(smollm2_gguf, smollm2_run):
 def test_the_q4_1_blocks_are_kept(smollm2_run):
     from safetensors import safe_open
 
-    from gentoolkit.checkpoint import read_weights
+    from gentoolkit.train.checkpoint import read_weights
     from gentoolkit_autoregressive.gguf_file import BLOCK, TOLERANCE, reconstruct
 
     meta = json.loads((smollm2_run / "config.json").read_text())["imported_from"]

@@ -17,13 +17,14 @@ import numpy as np
 import pytest
 import torch
 
-from gentoolkit import checkpoint, hookimpl
+from gentoolkit import hookimpl
 from gentoolkit.errors import GentoolError
 from gentoolkit.export import export
-from gentoolkit.plugins import get_plugin_manager
-from gentoolkit.registry import LossSpec
-from gentoolkit.run import Run
+from gentoolkit.plugin.manager import get_plugin_manager
+from gentoolkit.plugin.specs import LossSpec
 from gentoolkit.runtime import load
+from gentoolkit.train import checkpoint
+from gentoolkit.train.run import Run
 
 from .conftest import FAST_TRAIN, ROOT, TINY, one_error_line, run_cli, train_tiny
 
@@ -122,7 +123,7 @@ def test_a_damaged_newest_checkpoint_is_passed_over(tmp_path, corpus):
 
 
 def test_runs_of_the_layout_before_checkpoint_folders_still_resume(tmp_path, corpus):
-    from gentoolkit.state import save_state
+    from gentoolkit.train.state import save_state
 
     run = tmp_path / "run"
     assert run_cli(*tiny_args("gpt", run, corpus, steps=4)).exit_code == 0
@@ -158,7 +159,7 @@ def test_one_training_process_per_run_folder(tmp_path, corpus):
     assert run_cli(*tiny_args("gpt", run, corpus, steps=4)).exit_code == 0
     config = (run / "config.json").read_bytes()
     holder = subprocess.Popen([sys.executable, "-c", f"""
-from gentoolkit.run import Run
+from gentoolkit.train.run import Run
 import sys
 with Run({str(run)!r}).lock():
     print("locked", flush=True)
@@ -293,7 +294,7 @@ def test_numbers_are_checked_at_the_edge(tmp_path, gpt_run, gan_run, exports):
 
 
 def test_stop_strings_are_taken_as_typed(exports):
-    from gentoolkit.cli import unescape
+    from gentoolkit.cli.main import unescape
 
     assert [unescape(s) for s in ("é", "\\", "a\\nb", "\\\\n", "\\x", "日本")] == ["é", "\\", "a\nb", "\\n", "\\x", "日本"]
     for stop in ("é", "\\", "\\n\\n"):
@@ -448,7 +449,7 @@ def _onnx_locations(path: Path) -> list[str] | None:
 def test_the_runtime_reads_external_data_locations_without_onnx(tmp_path, exports):
     import onnx
 
-    from gentoolkit.contract import external_locations
+    from gentoolkit.runtime.folder import external_locations
 
     big = tmp_path / "big"
     big.mkdir()

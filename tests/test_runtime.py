@@ -51,7 +51,7 @@ print(repr(text), x.shape)
 def test_gentool_sample_export_never_imports_torch(exports):
     for args in ([str(exports["gpt"]), "-p", "The ", "--max-new-tokens", "8", "--seed", "1"],
                  [str(exports["gan"]), "-n", "3", "--seed", "1"]):
-        r = run_without_torch(f"from gentoolkit.cli import cli\ncli({['sample', *args]!r}, standalone_mode=True)")
+        r = run_without_torch(f"from gentoolkit.cli.main import cli\ncli({['sample', *args]!r}, standalone_mode=True)")
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr
 
@@ -232,7 +232,7 @@ def test_fixed_buffer_cache_matches_a_growing_cache(exports, gpt_run, tmp_path, 
     plain one (the cache grows by one slot per step): the same logits step by step, for a
     left-padded batch, up to the context; then the same tokens past it."""
     from gentoolkit.export import export
-    from gentoolkit.sampling import make_sampler
+    from gentoolkit.plugin.options import make_sampler
     from gentoolkit_autoregressive.decode import GrowingCache, generate_tokens, left_pad
     from gentoolkit_autoregressive.decoder import OrtDecoder, SharedCache, StaticCache
 
@@ -311,7 +311,7 @@ def test_threads_default_by_model_size(exports, tmp_path):
     """One intra-op thread for a small model, onnxruntime's own choice (0: a thread per core) for a large one."""
     import shutil
 
-    from gentoolkit.runtime import LARGE_MODEL_BYTES, default_threads
+    from gentoolkit.runtime.session import LARGE_MODEL_BYTES, default_threads
 
     small = exports["gpt"] / "model.onnx"
     assert default_threads(small) == 1

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from gentoolkit import SamplerSpec, hookimpl
-from gentoolkit.plugins import get_plugin_manager
-from gentoolkit.sampling import make_sampler
+from gentoolkit.plugin.manager import get_plugin_manager
+from gentoolkit.plugin.options import make_sampler
 from gentoolkit_autoregressive.samplers import LogitsSampler, apply_top_p, process_logits, softmax
 from gentoolkit_gan.latent import LatentSampler, lerp, slerp
 

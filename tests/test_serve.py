@@ -33,12 +33,12 @@ def free_port() -> int:
 class Server:
     """``gentool serve`` in a subprocess; ``log`` is its stderr once stopped."""
 
-    def __init__(self, folders, *args: str):
+    def __init__(self, folders, *args: str, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "gentoolkit", "serve", *map(str, folders), "--port",
                                       str(self.port), *args], stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**(env or os.environ), "PYTHONUNBUFFERED": "1"})
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True).start()
         deadline = time.time() + 60
@@ -388,3 +388,74 @@ def math_ceil(x: float) -> int:
     import math
 
     return math.ceil(x)
+
+
+# A changed declaration of the text family's decode options, installed in every new interpreter of the
+# test by a sitecustomize module: top_p at most a half, min_p gone.
+NARROWER = """
+import dataclasses, typing
+import gentoolkit_autoregressive.options as o
+from gentoolkit.plugin.options import option, sample_options
+hints = typing.get_type_hints(o.TextOptions)
+fields = []
+for f in dataclasses.fields(o.TextOptions):
+    if f.name == "min_p":
+        continue
+    if f.name == "top_p":
+        made = option("Nucleus mass, at most a half.", default=1.0, low=0, high=0.5, low_open=True, api="top_p")
+    else:
+        made = dataclasses.field(default=f.default, metadata=f.metadata)
+    fields.append((f.name, hints[f.name], made))
+o.TextOptions = dataclasses.make_dataclass("TextOptions", fields, frozen=True)
+o.TEXT_OPTIONS = sample_options(o.TextOptions)
+"""
+
+
+@pytest.mark.parametrize("changed", [False, True])
+def test_the_cli_the_server_and_the_samplers_follow_the_one_declaration(changed, exports, tmp_path):
+    """The decode options are declared once (gentoolkit_autoregressive.options.TextOptions): change the
+    declaration and gentool sample's flags, the server's request schema and the samplers all follow."""
+    env = dict(os.environ)
+    if changed:
+        (tmp_path / "sitecustomize.py").write_text(NARROWER)
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+
+    def gentool(*args):
+        return subprocess.run([sys.executable, "-m", "gentoolkit", *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    export = exports["gpt"]
+    # the CLI: its flags and their ranges
+    helped = gentool("sample", "--help").stdout
+    assert ("--min-p" in helped) is not changed and "--top-p" in helped
+    r = gentool("sample", str(export), "-p", "a", "--max-new-tokens", "3", "--seed", "1", "--top-p", "0.7")
+    if changed:
+        assert "0.5" in r.stderr and r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    else:
+        assert r.returncode == 0, r.stderr
+    # the samplers: their arguments and their checks
+    code = ("from gentoolkit.plugin.options import make_sampler\n"
+            "from gentoolkit.errors import GentoolError\n"
+            "for opts in ({'top_p': 0.7}, {'min_p': 0.1}):\n"
+            "    try:\n"
+            "        make_sampler('logits', options=opts, choose={'': 'sample'}); print('ok')\n"
+            "    except (GentoolError, ValueError) as exc:\n"
+            "        print('refused:', exc)\n")
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    lines = said.stdout.splitlines()
+    assert said.returncode == 0, said.stderr
+    if changed:
+        assert "top_p must be in (0, 0.5]" in lines[0] and "has no option 'min_p'" in lines[1], lines
+    else:
+        assert lines == ["ok", "ok"], lines
+    # the server: its request schema
+    server = Server([export], env=env)
+    try:
+        for field, value in (("top_p", 0.7), ("min_p", 0.1)):
+            r = httpx.post(server.url + "/v1/completions", json={"model": export.name, "prompt": "a", "max_tokens": 2,
+                                                                 field: value}, timeout=60)
+            assert r.status_code == (400 if changed else 200), r.text
+            if changed:
+                assert field in r.json()["error"]["message"], r.text
+    finally:
+        server.stop()

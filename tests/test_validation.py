@@ -17,9 +17,9 @@ from onnx import numpy_helper
 
 from gentoolkit.errors import ExportError
 from gentoolkit.export import TOLERANCES, export, validate
-from gentoolkit.plugins import get_model
-from gentoolkit.registry import resolve
-from gentoolkit.run import Run
+from gentoolkit.plugin.manager import get_model
+from gentoolkit.plugin.specs import resolve
+from gentoolkit.train.run import Run
 
 from .conftest import ROOT, one_error_line, run_cli
 

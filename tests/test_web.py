@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gentoolkit.contract import version_tuple
 from gentoolkit.runtime import load
+from gentoolkit.runtime.folder import version_tuple
 
 from .conftest import ROOT, one_error_line, run_cli, train_tiny
 

@@ -1,7 +1,7 @@
 """A griffe extension for the API reference: Sphinx roles in docstrings become Markdown code.
 
 The code's docstrings are reStructuredText in places (``:class:`TextStreamer```,
-``:func:`~gentoolkit.sampling.make_sampler```, ``step::`` before a literal block), which
+``:func:`~gentoolkit.plugin.options.make_sampler```, ``step::`` before a literal block), which
 mkdocstrings would print as they stand. mkdocs.yml loads this file (mkdocstrings' python
 handler, ``extensions``); it changes nothing in the code, only the text griffe hands on.
 """

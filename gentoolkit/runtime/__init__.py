@@ -17,48 +17,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..contract import check_external_data, check_graph, onnxruntime_needed, read_manifest, validate_manifest
-from ..errors import GentoolError
-
-LARGE_MODEL_BYTES = 50_000_000
-
-
-def default_threads(model_file: Path) -> int:
-    """1 for a small model (a step is too short to share out), 0 (onnxruntime's own choice: one per
-    physical core) for one whose weights pass ``LARGE_MODEL_BYTES``, where a step streams them from
-    memory on every core."""
-    p = Path(model_file)
-    size = sum(f.stat().st_size for f in (p, p.with_name(p.name + ".data")) if f.is_file())
-    return 0 if size > LARGE_MODEL_BYTES else 1
-
-
-def make_session(model_file: Path, providers=None, threads: int | None = None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads if threads else default_threads(model_file)  # docs/runtime.md: threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.log_severity_level = 3
-    available = ort.get_available_providers()
-    wanted = providers or ["CPUExecutionProvider"]
-    unknown = [p if isinstance(p, str) else p[0] for p in wanted]
-    unknown = [p for p in unknown if p not in available]
-    if unknown:
-        raise GentoolError(f"onnxruntime here has no {', '.join(unknown)} (available: {', '.join(available)})")
-    try:
-        return ort.InferenceSession(str(model_file), opts, providers=wanted)
-    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors derive from Exception alone
-        if not is_onnxruntime_error(exc):
-            raise
-        detail = " ".join(str(exc).split())
-        raise GentoolError(f"onnxruntime cannot load {model_file} ({detail[:200]}); export the run again") from None
-
-
-def is_onnxruntime_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is one of onnxruntime's own errors (a bad graph, a failed run)."""
-    return type(exc).__module__.startswith("onnxruntime")
+from gentoolkit.errors import GentoolError
+from gentoolkit.runtime.folder import (
+    check_external_data,
+    check_graph,
+    onnxruntime_needed,
+    read_manifest,
+    validate_manifest,
+)
+from gentoolkit.runtime.session import make_session
 
 
 def load(path: str | os.PathLike, providers: list | None = None, threads: int | None = None,
@@ -69,9 +36,9 @@ def load(path: str | os.PathLike, providers: list | None = None, threads: int | 
     the one the manifest describes, and external data must stay in the folder. ``variant`` picks
     another of the model files a ``--layout transformers.js`` folder holds (``q8``, ``q4``, ...).
     """
-    from ..files import inside
-    from ..plugins import get_registries
-    from ..registry import resolve
+    from gentoolkit.files import inside
+    from gentoolkit.plugin.manager import get_registries
+    from gentoolkit.plugin.specs import resolve
 
     p = Path(path)
     if not p.exists():

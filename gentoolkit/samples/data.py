@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from gentoolkit.errors import ConfigError, DataError
 
 
 @dataclass
@@ -113,8 +113,8 @@ def fit_images(data: Samples, image_size: int | None, channels: int | None) -> t
 def load(source: str | None, *, n_samples: int = 50_000, image_size: int | None = None,
          channels: int | None = None) -> Samples:
     """Resolve ``data.path``: a registered dataset, an image folder, or a .npy/.csv file."""
-    from ..plugins import get_registries
-    from ..registry import resolve
+    from gentoolkit.plugin.manager import get_registries
+    from gentoolkit.plugin.specs import resolve
 
     source = source or "ring"
     path = Path(source)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .data import Samples
-from .metrics import digits_metrics, diversity, fidelity_diversity, mixture_metrics
+from gentoolkit.samples.data import Samples
+from gentoolkit.samples.metrics import digits_metrics, diversity, fidelity_diversity, mixture_metrics
 
 
 class Alarm:
@@ -125,7 +125,7 @@ def metric_coverage(m: dict) -> float | None:
 
 
 def draw(data: Samples, samples: np.ndarray, path, title: str = "") -> None:
-    from ..plots import image_grid, scatter
+    from gentoolkit.plots import image_grid, scatter
 
     if data.kind == "images":
         image_grid(samples[:64], path, low=data.low, high=data.high, title=title)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GentoolError
+from gentoolkit.errors import GentoolError
 
 
 def default_path(suffix: str = ".png", folder: Path | None = None) -> Path:
@@ -39,7 +39,7 @@ def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None, quiet: 
     """Write samples by the extension of ``out`` (.png grid or scatter, .csv, .npy). Without ``out``, vectors
     go to stdout as CSV and images to a PNG grid under a new name (:func:`default_path`).
     ``quiet``: no "wrote" line on stderr. Returns the file written (None for stdout)."""
-    from ..files import atomic_path
+    from gentoolkit.files import atomic_path
 
     if out is None:
         if x.ndim == 2:
@@ -58,7 +58,7 @@ def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None, quiet: 
         with atomic_path(path) as tmp:
             np.savetxt(tmp, x, delimiter=",", fmt="%.6g")
     elif suffix == ".png":
-        from ..plots import image_grid, scatter
+        from gentoolkit.plots import image_grid, scatter
 
         if x.ndim == 4:
             image_grid(x, path, low=low if low is not None else 0.0, high=high if high is not None else 1.0)

@@ -11,7 +11,7 @@ prompt, repeated:
 
 then the runtime and onnxruntime-genai again, sampling (temperature 0.8, top-k 40): what most
 apps do, and where the runtime's per-token numpy work shows. Each runtime row is also compared
-with its onnxruntime-genai row round by round (:func:`gentoolkit.bench.paired_ratio`).
+with its onnxruntime-genai row round by round (:func:`gentoolkit.cli.bench.paired_ratio`).
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ def export_for_bench(folder: Path):
     returns (model, tokenizer, export folder)."""
     import torch
 
-    from gentoolkit.checkpoint import save_run_weights as save_weights
     from gentoolkit.config import build as build_config
     from gentoolkit.config import to_dict
     from gentoolkit.export import export
-    from gentoolkit.plugins import get_model
-    from gentoolkit.run import Run
+    from gentoolkit.plugin.manager import get_model
+    from gentoolkit.train.checkpoint import save_run_weights as save_weights
+    from gentoolkit.train.run import Run
 
     spec = get_model("gpt")
     tree = build_config(spec.config_sections, spec.presets["micro"],
@@ -67,7 +67,7 @@ def bench(repeat: int = 5) -> dict:
     import numpy as np
     import torch
 
-    from gentoolkit.bench import paired_ratio, timed_together
+    from gentoolkit.cli.bench import paired_ratio, timed_together
     from gentoolkit.runtime import load
 
     from .decode import generate_tokens

@@ -9,7 +9,7 @@ from gentoolkit.errors import GentoolError
 
 def open_model(path: str, device: str = "cpu"):
     """(decoder, tokenizer, sampler defaults) of a run folder (PyTorch) or an export folder (onnxruntime)."""
-    from gentoolkit.contract import is_export
+    from gentoolkit.runtime.folder import is_export
 
     if is_export(path):
         from gentoolkit.runtime import load
@@ -18,8 +18,8 @@ def open_model(path: str, device: str = "cpu"):
         if model.family != "autoregressive":
             raise GentoolError(f"{path!r} is a {model.family} export; chat is for language models")
         return model.decoder, model.tokenizer, model.defaults
-    from gentoolkit.plugins import get_model
-    from gentoolkit.run import Run
+    from gentoolkit.plugin.manager import get_model
+    from gentoolkit.train.run import Run
 
     run = Run.open(path)
     if get_model(run.model_name).family != "autoregressive":

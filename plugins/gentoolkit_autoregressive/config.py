@@ -8,7 +8,7 @@ from typing import Literal, Optional
 from gentoolkit.config import BaseTrainConfig as _Base
 from gentoolkit.config import check_range
 from gentoolkit.errors import ConfigError
-from gentoolkit.registry import InitSpec
+from gentoolkit.plugin.specs import InitSpec
 
 MAX_NEW_TOKENS = 1_000_000
 MAX_LR = 10.0  # AdamW above it is always a typo
@@ -147,7 +147,7 @@ class SamplerConfig:
     max_new_tokens: int = 200
 
     def __post_init__(self):
-        from gentoolkit.sampling import check_values
+        from gentoolkit.plugin.options import check_values
 
         from . import options  # the ranges are the decode options' own
 

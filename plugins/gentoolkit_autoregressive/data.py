@@ -48,7 +48,7 @@ def load_documents(source: str | None) -> list[str]:
         docs = [_read_text(p) for p in files]
     else:
         from gentoolkit import get_registries
-        from gentoolkit.registry import resolve
+        from gentoolkit.plugin.specs import resolve
 
         datasets = get_registries().datasets
         if source not in datasets:

@@ -15,7 +15,7 @@ import torch
 
 from gentoolkit.errors import ExportError
 from gentoolkit.export import ExportPlan
-from gentoolkit.run import Run
+from gentoolkit.train.run import Run
 
 from .hf import hf_config, tokenizer_files
 from .run_model import load_run

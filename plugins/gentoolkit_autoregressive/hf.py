@@ -260,12 +260,12 @@ def write_run(out: Path, kind: str, hf: dict[str, Any], tensors, files: dict[str
 
     import torch
 
-    from gentoolkit.checkpoint import flat_weights, save_weights
     from gentoolkit.config import build as build_config
     from gentoolkit.config import to_dict
     from gentoolkit.files import atomic_dir
-    from gentoolkit.plugins import get_model
-    from gentoolkit.run import RUN_FORMAT, WEIGHTS
+    from gentoolkit.plugin.manager import get_model
+    from gentoolkit.train.checkpoint import flat_weights, save_weights
+    from gentoolkit.train.run import RUN_FORMAT, WEIGHTS
 
     from .model import build
     from .tokenizer import TextTokenizer
@@ -348,9 +348,9 @@ def export_folder(run, out: str | Path, *, overwrite: bool = False, log=print) -
     """Write the run as a Hugging Face folder that ``AutoModelForCausalLM`` and ``AutoTokenizer`` load."""
     import torch
 
-    from gentoolkit.checkpoint import save_weights
     from gentoolkit.export import check_target
     from gentoolkit.files import atomic_dir, remove_stale_temps
+    from gentoolkit.train.checkpoint import save_weights
 
     from .config import LlamaConfig
     from .run_model import load_run

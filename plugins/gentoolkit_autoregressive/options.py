@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gentoolkit.errors import GentoolError
-from gentoolkit.sampling import option, resolve_sampling, sample_options
+from gentoolkit.plugin.options import option, resolve_sampling, sample_options
 
 MAX_NEW_TOKENS = 1_000_000
 

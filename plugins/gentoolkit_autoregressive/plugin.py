@@ -7,7 +7,7 @@ named as ``"module:attribute"`` strings and imported when used.
 from pathlib import Path
 
 from gentoolkit import DatasetSpec, Interop, LossSpec, ModelSpec, RuntimeSpec, SamplerSpec, Tools, hookimpl
-from gentoolkit.sampling import sampler_arguments
+from gentoolkit.plugin.options import sampler_arguments
 
 from . import options
 from .config import GPT_PRESETS, INIT, LLAMA_PRESETS, SECTIONS, GPTConfig, LlamaConfig
@@ -107,7 +107,7 @@ CHAT_OPTIONS = ("max_new_tokens", "greedy", "temperature", "top_p")
 def register_commands(cli):
     import click
 
-    from gentoolkit.params import SEED, option_flag
+    from gentoolkit.cli.params import SEED, option_flag
 
     @click.command()
     @click.argument("path", type=click.Path())

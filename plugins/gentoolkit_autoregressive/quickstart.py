@@ -9,9 +9,9 @@ SIZES = {False: ("micro", 1500), True: ("nano", 40)}  # small: tiny and fast, fo
 
 def quickstart(out: Path, *, small: bool, seed: int, say) -> dict:
     """Registered as ``gpt``'s ``quickstart`` entry: train, export, generate without torch."""
+    from gentoolkit.cli.quickstart import export_step, train_step
     from gentoolkit.config import build as build_config
-    from gentoolkit.plugins import get_model
-    from gentoolkit.quickstart import export_step, train_step
+    from gentoolkit.plugin.manager import get_model
     from gentoolkit.runtime import load
 
     preset, steps = SIZES[small]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from gentoolkit.checkpoint import load_weights
 from gentoolkit.errors import RunError
-from gentoolkit.run import WEIGHTS, Run
+from gentoolkit.train.checkpoint import load_weights
+from gentoolkit.train.run import WEIGHTS, Run
 
 from .decode import GrowingCache
 from .model import Transformer, build

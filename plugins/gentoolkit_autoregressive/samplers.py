@@ -164,7 +164,7 @@ class LogitsSampler:
     greedy: bool = False
 
     def __post_init__(self):
-        from gentoolkit.sampling import check_values
+        from gentoolkit.plugin.options import check_values
 
         from . import options  # the declaration, read when a sampler is made
 

@@ -1,4 +1,4 @@
-"""Training task of the autoregressive family, driven by the host's loop (gentoolkit.training)."""
+"""Training task of the autoregressive family, driven by the host's loop (gentoolkit.train.loop)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 
 from gentoolkit import get_loss
 from gentoolkit.errors import ConfigError, DataError
-from gentoolkit.registry import resolve
-from gentoolkit.training import Context, cosine_lr
+from gentoolkit.plugin.specs import resolve
+from gentoolkit.train.loop import Context, cosine_lr
 
 from .data import encode_data, load_conversations, load_documents, split
 from .model import build
@@ -94,7 +94,7 @@ class LanguageModelTask:
 
     def _load_init(self, init) -> None:
         """The pretrained weights; learned positions beyond a shorter ``block_size`` are dropped."""
-        from gentoolkit.checkpoint import load_tensors, read_weights
+        from gentoolkit.train.checkpoint import load_tensors, read_weights
 
         tensors = read_weights(init / "model.safetensors")
         wpe = tensors.get("transformer.wpe.weight")

@@ -10,14 +10,14 @@ def bench(repeat: int = 5) -> dict:
     """Registered as ``gan``'s ``bench`` entry (it times 40 times ``repeat`` samples: one is short)."""
     import torch
 
-    from gentoolkit.bench import timed_together
-    from gentoolkit.checkpoint import save_run_weights as save_weights
+    from gentoolkit.cli.bench import timed_together
     from gentoolkit.config import build as build_config
     from gentoolkit.config import to_dict
     from gentoolkit.export import export
-    from gentoolkit.plugins import get_model
-    from gentoolkit.run import Run
+    from gentoolkit.plugin.manager import get_model
     from gentoolkit.runtime import load
+    from gentoolkit.train.checkpoint import save_run_weights as save_weights
+    from gentoolkit.train.run import Run
 
     from .models import build
 

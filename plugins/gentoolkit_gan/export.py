@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from gentoolkit.export import ExportPlan
-from gentoolkit.run import Run
+from gentoolkit.train.run import Run
 
 from .sample import load_generator
 

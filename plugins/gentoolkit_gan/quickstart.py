@@ -9,10 +9,10 @@ SIZES = {False: ("fast", 3000), True: ("tiny", 60)}  # small: tiny and fast, for
 
 def quickstart(out: Path, *, small: bool, seed: int, say) -> dict:
     """Registered as ``gan``'s ``quickstart`` entry: train, export, sample without torch, measure, draw."""
+    from gentoolkit.cli.quickstart import export_step, train_step
     from gentoolkit.config import build as build_config
     from gentoolkit.plots import scatter
-    from gentoolkit.plugins import get_model
-    from gentoolkit.quickstart import export_step, train_step
+    from gentoolkit.plugin.manager import get_model
     from gentoolkit.runtime import load
     from gentoolkit.samples.data import ring
     from gentoolkit.samples.metrics import diversity, format_metric, mixture_metrics

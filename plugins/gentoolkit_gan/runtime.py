@@ -32,7 +32,7 @@ class GeneratorModel:
     def latents(self, n: int, seed: int | None = None, sampler: str | None = None, sampler_opts=(),
                 **options) -> np.ndarray:
         """``n`` latents from the sampler the options pick (``truncation``; the export's defaults fill the rest)."""
-        from gentoolkit.sampling import resolve_sampling
+        from gentoolkit.plugin.options import resolve_sampling
 
         from .options import CHOOSE, FAMILY, LATENT_OPTIONS
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gentoolkit.checkpoint import load_weights
 from gentoolkit.errors import RunError
-from gentoolkit.run import WEIGHTS, Run
 from gentoolkit.samples.io import write_samples
+from gentoolkit.train.checkpoint import load_weights
+from gentoolkit.train.run import WEIGHTS, Run
 
 from .models import build
 
@@ -35,7 +35,7 @@ def generate(G, sampler, n: int, seed, device="cpu") -> np.ndarray:
 def sample(run: Run, *, n: int, seed, out=None, device="cpu", sampler=None, sampler_opts=(), as_json: bool = False,
            **options) -> np.ndarray:
     """Registered as the model's ``sample`` entry: ``gentool sample RUN``."""
-    from gentoolkit.sampling import resolve_sampling
+    from gentoolkit.plugin.options import resolve_sampling
 
     from .options import CHOOSE, FAMILY, LATENT_OPTIONS
 

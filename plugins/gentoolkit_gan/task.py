@@ -1,4 +1,4 @@
-"""Training task of the GAN family, driven by the host's loop (gentoolkit.training)."""
+"""Training task of the GAN family, driven by the host's loop (gentoolkit.train.loop)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import torch
 
 from gentoolkit import get_loss
 from gentoolkit.errors import ConfigError, DataError
-from gentoolkit.registry import resolve
+from gentoolkit.plugin.specs import resolve
 from gentoolkit.samples.data import Samples, fit_images, load
 from gentoolkit.samples.evaluation import Alarm, SampleEvaluator, report_alarm
 from gentoolkit.samples.metrics import diversity
-from gentoolkit.training import Context, cosine_lr
+from gentoolkit.train.loop import Context, cosine_lr
 
 from .config import DCGANConfig
 from .losses import gradient_penalty, r1_penalty

@@ -147,7 +147,7 @@ def stopped_once_listening(port: int):
 
 def stub_node_modules(folder: Path) -> Path:
     """The npm files ``gentool demo`` copies into a site, as placeholders (the page is not run here)."""
-    from gentoolkit.demo import VENDOR
+    from gentoolkit.web.demo import VENDOR
 
     for package, (sub, files) in VENDOR.items():
         (folder / package / sub).mkdir(parents=True, exist_ok=True)

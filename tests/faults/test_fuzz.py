@@ -350,7 +350,7 @@ SAFETENSORS_DAMAGE = st.tuples(
 @fuzz(20)
 @given(model=st.sampled_from(["gpt", "gan"]), damage=SAFETENSORS_DAMAGE)
 def test_damaged_weights_and_checkpoints(fuzz_runs, tmp_path_factory, model, damage):
-    from gentoolkit import checkpoint
+    from gentoolkit.train import checkpoint
 
     run = copy_case(fuzz_runs[model], tmp_path_factory.getbasetemp() / "fuzz-weights")
     which, (kind, arg) = damage

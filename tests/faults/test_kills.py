@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gentoolkit import checkpoint
 from gentoolkit.files import TEMP_SUFFIX
-from gentoolkit.run import Run
+from gentoolkit.train import checkpoint
+from gentoolkit.train.run import Run
 
 from ..conftest import FAST_TRAIN, ROOT, TINY, run_cli
 from .conftest import TALLY

@@ -8,8 +8,8 @@ from __future__ import annotations
 import click
 import pytest
 
-from gentoolkit.cli import cli
-from gentoolkit.params import Number
+from gentoolkit.cli.main import cli
+from gentoolkit.cli.params import Number
 
 from ..conftest import FAST_TRAIN, TINY, run_cli
 from .conftest import TALLY, time_limit

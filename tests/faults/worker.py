@@ -33,7 +33,7 @@ def run_load(path: str) -> str:
 def run_cli(args: list[str]) -> tuple[str, str]:
     from click.testing import CliRunner
 
-    from gentoolkit.cli import cli
+    from gentoolkit.cli.main import cli
 
     r = CliRunner().invoke(cli, args)
     if r.exception is not None and not isinstance(r.exception, SystemExit):

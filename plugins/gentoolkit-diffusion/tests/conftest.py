@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gentoolkit.cli import cli
+from gentoolkit.cli.main import cli
 
 TINY = ["--preset", "tiny"]
 

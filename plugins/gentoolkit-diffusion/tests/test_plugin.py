@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from gentoolkit.plugins import get_registries
+from gentoolkit.plugin.manager import get_registries
 from gentoolkit.testing import run_without_torch
 
 from .conftest import gentool, ok, one_error_line, train
@@ -76,8 +76,8 @@ def test_eval_reports_the_gan_metrics(ring_run):
 
 
 def test_export_then_runtime_matches_pytorch(ring_run, ring_export):
+    from gentoolkit.plugin.options import make_sampler
     from gentoolkit.runtime import load
-    from gentoolkit.sampling import make_sampler
     from gentoolkit_diffusion.sample import load_denoiser
     from gentoolkit_diffusion.torch_sampling import draw_samples
 
@@ -85,7 +85,7 @@ def test_export_then_runtime_matches_pytorch(ring_run, ring_export):
     assert manifest["family"] == "diffusion" and manifest["plugin"] == "diffusion"
     assert [i["name"] for i in manifest["io"]["inputs"]] == ["sample", "timestep"]
     model = load(ring_export)
-    torch_model, tree = load_denoiser(__import__("gentoolkit.run", fromlist=["Run"]).Run.open(ring_run))
+    torch_model, tree = load_denoiser(__import__("gentoolkit.train.run", fromlist=["Run"]).Run.open(ring_run))
     for name, opts in (("ddpm", {}), ("ddim", {"steps": 20})):
         ours = model.sample(50, seed=3, sampler=name, **opts)
         ref = draw_samples(torch_model, tree["model"], make_sampler("diffusion", name=name, options=opts, choose={"": "ddpm"}), 50, 3)
@@ -128,7 +128,7 @@ def test_digits_unet_trains_samples_and_exports(digits_run, tmp_path):
 
 
 def test_digits_get_the_gans_classifier_metrics(digits_run):
-    from gentoolkit.run import Run
+    from gentoolkit.train.run import Run
     from gentoolkit_diffusion.sample import evaluate
     from gentoolkit_diffusion.samplers import make_ddim
 

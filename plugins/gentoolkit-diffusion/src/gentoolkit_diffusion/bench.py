@@ -15,13 +15,13 @@ def one_sample(repeat: int = 5) -> dict:
     import torch
 
     from gentoolkit import get_model
-    from gentoolkit.bench import timed_together
-    from gentoolkit.checkpoint import save_run_weights as save_weights
+    from gentoolkit.cli.bench import timed_together
     from gentoolkit.config import build as build_config
     from gentoolkit.config import to_dict
     from gentoolkit.export import export
-    from gentoolkit.run import Run
     from gentoolkit.runtime import load
+    from gentoolkit.train.checkpoint import save_run_weights as save_weights
+    from gentoolkit.train.run import Run
 
     from .models import build
     from .samplers import draw, make_ddim, make_ddpm

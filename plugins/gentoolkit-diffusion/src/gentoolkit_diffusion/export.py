@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from gentoolkit.export import ExportPlan
-from gentoolkit.run import Run
+from gentoolkit.train.run import Run
 
 from .sample import load_denoiser, value_range
 from .schedule import alphas_cumprod

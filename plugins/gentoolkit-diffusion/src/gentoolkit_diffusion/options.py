@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gentoolkit.sampling import option, sample_options
+from gentoolkit.plugin.options import option, sample_options
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ class DiffusionModel:
 
     def sampler(self, sampler: str | None = None, sampler_opts=(), **options):
         """The sampler the options pick (``steps``, ``eta``); the export's defaults fill the rest."""
-        from gentoolkit.sampling import resolve_sampling
+        from gentoolkit.plugin.options import resolve_sampling
 
         from .options import CHOOSE, DIFFUSION_OPTIONS, FAMILY
 

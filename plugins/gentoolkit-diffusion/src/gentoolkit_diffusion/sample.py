@@ -6,9 +6,9 @@ import dataclasses
 
 import numpy as np
 
-from gentoolkit.checkpoint import load_weights
-from gentoolkit.run import WEIGHTS, Run
 from gentoolkit.samples.io import write_samples
+from gentoolkit.train.checkpoint import load_weights
+from gentoolkit.train.run import WEIGHTS, Run
 
 from .models import build
 from .torch_sampling import draw_samples
@@ -26,7 +26,7 @@ def load_denoiser(run: Run, device: str = "cpu"):
 def sample(run: Run, *, n: int, seed, out=None, device="cpu", sampler=None, sampler_opts=(), as_json: bool = False,
            **options) -> np.ndarray:
     """Registered as the model's ``sample`` entry: ``gentool sample RUN``."""
-    from gentoolkit.sampling import resolve_sampling
+    from gentoolkit.plugin.options import resolve_sampling
 
     from .options import CHOOSE, DIFFUSION_OPTIONS, FAMILY
 

@@ -15,10 +15,10 @@ import torch
 
 from gentoolkit import get_loss
 from gentoolkit.errors import ConfigError
-from gentoolkit.registry import resolve
+from gentoolkit.plugin.specs import resolve
 from gentoolkit.samples.data import Samples, fit_images, load
 from gentoolkit.samples.evaluation import SampleEvaluator
-from gentoolkit.training import Context, cosine_lr
+from gentoolkit.train.loop import Context, cosine_lr
 
 from .config import DATA_DEFAULTS
 from .models import build

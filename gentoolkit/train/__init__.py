@@ -1,0 +1,2 @@
+"""Training: the shared loop, run folders, checkpoints, pickle-free state and torchrun.
+"""
