@@ -1,6 +1,6 @@
 """Decode speed of this checkout against another revision, side by side in one run.
 
-Usage: python benchmarks/compare_revisions.py --base REV [--rounds 12] [--repeat 20] [--export DIR]
+Usage: python benchmarks/compare_revisions.py --base REV [--rounds 12] [--repeat 20] [--export DIR] [--threads N]
 
 The other revision is checked out in a temporary git worktree. One export (nanoGPT's CPU
 size, 0.8M parameters, 65 symbols, random weights: what `gentool bench` uses) is made with this
@@ -39,7 +39,7 @@ try:
     from gentoolkit_autoregressive.samplers import make_greedy, make_sampler
 except ImportError:  # revisions before the samplers moved into their families
     from gentoolkit_samplers.decoding import make_greedy, make_sampler
-lm = load(sys.argv[1])
+lm = load(sys.argv[1], threads=int(sys.argv[3]) or None)
 tok = lm.tokenizer
 prompt = [tok.encode("T")[0]]
 cases = {"greedy": make_greedy(), "sampled": make_sampler(temperature=0.8, top_k=40)}
@@ -62,9 +62,10 @@ def make_export(folder: Path) -> Path:
     return export
 
 
-def run(root: Path, export: Path, repeat: int) -> dict:
+def run(root: Path, export: Path, repeat: int, threads: int = 0) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{root / 'plugins'}"}
-    out = subprocess.run([sys.executable, "-c", SNIPPET, str(export), str(repeat)], env=env, cwd=tempfile.gettempdir(),
+    out = subprocess.run([sys.executable, "-c", SNIPPET, str(export), str(repeat), str(threads)], env=env,
+                         cwd=tempfile.gettempdir(),
                          capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"the runtime of {root} failed:\n{out.stderr}")
@@ -77,6 +78,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--export", type=Path, help="an export folder to decode (default: a new 0.8M one)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="onnxruntime's threads (default 0: the runtime's own choice, all cores past 50 MB)")
     args = ap.parse_args()
     import numpy as np
 
@@ -90,11 +93,11 @@ def main():
             rows = {"base": [], "head": []}
             for r in range(args.rounds):
                 for who, root in ([("base", base), ("head", ROOT)] if r % 2 == 0 else [("head", ROOT), ("base", base)]):
-                    rows[who].append(run(root, export, args.repeat))
+                    rows[who].append(run(root, export, args.repeat, args.threads))
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=True)
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
-    print(f"{args.rounds} rounds, {args.repeat} turns each; this checkout ({head.strip()}, with uncommitted changes if any) "
+    print(f"{args.rounds} rounds, {args.repeat} turns each, threads {args.threads or 'default'}; this checkout ({head.strip()}, with uncommitted changes if any) "
           f"against {args.base}")
     print("| decoding | base µs/token | this µs/token | this / base speed (median of rounds, 95% interval) |")
     print("|---|---|---|---|")

@@ -278,3 +278,23 @@ def test_a_duplicate_is_named_in_the_singular(kind):
     with pytest.raises(PluginError, match=f"^{SINGULAR[kind]} name 'x' is already registered by plugin 'p'$"):
         reg.add(spec)
     assert SINGULAR[kind] + "s" == kind or kind == "losses"
+
+
+def test_every_built_in_driver_and_engine_keeps_its_protocol(exports):
+    """The typed plugin contract (gentoolkit.plugin.protocols) holds for the built-in families: each
+    export's driver is a Driver, a text family's serving engine an Engine, a GAN's driver a Sampler."""
+    from gentoolkit.plugin.protocols import Driver, Engine, Sampler
+    from gentoolkit.plugin.specs import resolve
+    from gentoolkit.runtime import load
+
+    for name, folder in exports.items():
+        driver = load(folder)
+        assert isinstance(driver, Driver), name
+        spec = get_registries(commands=False).runtimes.get(driver.manifest["family"])
+        if spec.serve is not None:
+            engine = resolve(spec.serve)(driver, max_batch=2)
+            assert isinstance(engine, Engine), name
+            assert engine.encode_prompt("ab") == driver.tokenizer.encode("ab")
+        else:
+            assert isinstance(driver, Sampler), name
+    assert not isinstance(object(), Driver) and not isinstance(object(), Engine)
