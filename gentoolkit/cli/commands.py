@@ -108,6 +108,27 @@ def eval_command(path, *, data, as_json, device, window=None, stride=None) -> No
 
 
 
+def data_command(source: str, out: str, size: int) -> None:
+    """``gentool data``: a picture set (a registered image dataset, or a folder) as a new folder of PNGs."""
+    from pathlib import Path
+
+    from gentoolkit.samples.data import load
+    from gentoolkit.samples.io import write_picture_folder
+
+    target = Path(out)
+    if target.exists():
+        raise GentoolError(f"{out!r} exists; gentool data writes a new folder (it never writes into or replaces "
+                           "one it did not make): choose another --out")
+    samples = load(source, image_size=size)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if samples.kind != "images":
+        raise GentoolError(f"{source!r} holds {samples.kind}, not pictures; gentool data writes picture sets")
+    n = write_picture_folder(samples, target, size)
+    classes = samples.extra.get("classes") or []
+    click.echo(f"wrote {n} pictures of {size}x{size} to {out}"
+               + (f", labelled with {len(classes)} classes in labels.csv" if classes else ""))
+
+
 def import_command(folder, out) -> None:
     """``gentool import``: a GGUF file goes to the model whose ``gguf_architectures`` has its
     ``general.architecture``; a folder to the one whose ``hf_model_types`` has its ``model_type``."""

@@ -336,6 +336,24 @@ def import_(source, out):
 
 
 @cli.command()
+@click.argument("source", metavar="SOURCE")
+@click.option("--out", "-o", required=True, type=click.Path(), help="The folder to write (new: never one that exists).")
+@click.option("--size", type=Number(int, 8, 128), default=32, show_default=True,
+              help="Pictures this many pixels square.")
+def data(source, out, size):
+    """Write a picture set as a folder of PNGs and labels.csv, ready for 'gentool train --data FOLDER'.
+
+    SOURCE is a registered image dataset ('gentool datasets': emoji, digits) or a folder of PNG/JPEG
+    pictures (RGBA laid on white, grayscale kept, non-square centre-cropped). emoji: the 3,395 colour
+    emoji of Noto Color Emoji (Debian's fonts-noto-color-emoji), labelled with their Unicode group
+    (Debian's unicode-data); nothing is downloaded.
+    """
+    from gentoolkit.cli.commands import data_command
+
+    data_command(source, out, size)
+
+
+@cli.command()
 @click.option("--out", "-o", default="quickstart", show_default=True, type=click.Path(), help="Folder for everything it makes.")
 @click.option("--small", is_flag=True, help="Tiny models and few steps (seconds, for CI); the output is not meaningful.")
 @click.option("--seed", type=SEED, default=1, show_default=True)

@@ -62,22 +62,89 @@ def digits(**_) -> Samples:
     return Samples(d.images[:, None].astype(np.float32), "images", "digits", low=0.0, high=16.0, labels=d.target)
 
 
+MIN_IMAGES = 16  # fewer pictures than this is no set to learn from
+MIN_SIDE = 8  # a picture smaller than this on a side has too few pixels to scale up from
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def _picture(im, size: int, gray: bool):
+    """One picture as the set has them: laid on white where transparent, centre-cropped to a square, scaled
+    to ``size`` (Lanczos), grayscale or RGB."""
+    from PIL import Image
+
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        white.alpha_composite(rgba)
+        im = white
+    im = im.convert("L" if gray else "RGB")
+    side = min(im.size)
+    left, top = (im.width - side) // 2, (im.height - side) // 2
+    return im.crop((left, top, left + side, top + side)).resize((size, size), Image.LANCZOS)
+
+
+def read_labels(path: Path, files: list[Path]) -> tuple[np.ndarray | None, list[str]]:
+    """``labels.csv`` of a picture folder (``file,label``, as ``gentool data`` writes it): a class index per
+    picture (classes sorted by name) and the class names; ``(None, [])`` without the file."""
+    import csv
+
+    labels_file = path / "labels.csv"
+    if not labels_file.is_file():
+        return None, []
+    try:
+        with open(labels_file, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {labels_file}: {exc}") from None
+    if not rows or not {"file", "label"} <= set(rows[0]):
+        raise DataError(f"{labels_file} needs the columns file and label (as 'gentool data' writes it)")
+    by_file = {r["file"]: r["label"] for r in rows}
+    names = [str(f.relative_to(path)) for f in files]
+    lacking = [n for n in names if n not in by_file]
+    if lacking:
+        raise DataError(f"{labels_file} has no label for {lacking[0]!r} ({len(lacking)} pictures lack one); "
+                        "label every picture, or remove the file")
+    classes = sorted({by_file[n] for n in names})
+    return np.array([classes.index(by_file[n]) for n in names], dtype=np.int64), classes
+
+
 def image_folder(path: Path, size: int = 32, channels: int | None = None) -> Samples:
+    """Every PNG and JPEG under ``path``, ``size`` pixels square (see :func:`_picture`): grayscale when they
+    all are (or ``channels`` is 1), else RGB; labels from ``labels.csv`` where it is there."""
     from PIL import Image
 
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not files:
         raise DataError(f"folder {str(path)!r} has no PNG or JPEG images")
-    arrays = []
+    if len(files) < MIN_IMAGES:
+        raise DataError(f"folder {str(path)!r} has {len(files)} pictures; a set to learn from needs at least "
+                        f"{MIN_IMAGES}")
+    opened = []
     for f in files:
         try:
-            with Image.open(f) as im:
-                im = im.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BICUBIC)
-                a = np.asarray(im, dtype=np.float32) / 255.0
-        except OSError as exc:
-            raise DataError(f"cannot read image {str(f)!r}: {exc}") from None
+            im = Image.open(f)
+            im.load()
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise DataError(f"cannot read image {str(f)!r}: {exc}; remove it or replace it") from None
+        if min(im.size) < MIN_SIDE:
+            raise DataError(f"image {str(f)!r} is {im.width}x{im.height} pixels; pictures need at least "
+                            f"{MIN_SIDE} on a side")
+        opened.append((f, im))
+    gray_files = [f for f, im in opened if im.mode in _GRAY_MODES]
+    if channels is None and gray_files and len(gray_files) < len(opened):
+        colour = next(f for f, im in opened if im.mode not in _GRAY_MODES)
+        raise DataError(f"folder {str(path)!r} mixes grayscale ({len(gray_files)}, e.g. {gray_files[0].name!r}) and "
+                        f"colour pictures ({len(opened) - len(gray_files)}, e.g. {colour.name!r}); set "
+                        "model.channels=3 to take them all in colour, or 1 for grayscale")
+    gray = channels == 1 or (channels is None and len(gray_files) == len(opened))
+    arrays = []
+    for _, im in opened:
+        with im:
+            a = np.asarray(_picture(im, size, gray), dtype=np.float32) / 255.0
         arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
-    return Samples(np.stack(arrays), "images", path.name, low=0.0, high=1.0)
+    labels, classes = read_labels(path, files)
+    return Samples(np.stack(arrays), "images", path.name, low=0.0, high=1.0, labels=labels,
+                   extra={"classes": classes} if classes else {})
 
 
 def vectors_file(path: Path) -> Samples:
@@ -131,4 +198,5 @@ def load(source: str | None, *, n_samples: int = 50_000, image_size: int | None 
     spec = datasets.get(source)
     if spec.kind not in ("vectors", "images"):
         raise DataError(f"dataset {source!r} holds {spec.kind}; these models need vectors or images")
-    return resolve(spec.load)(n_samples=n_samples)
+    sized = {"size": image_size} if spec.kind == "images" and image_size else {}
+    return resolve(spec.load)(n_samples=n_samples, **sized)

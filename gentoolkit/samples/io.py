@@ -71,3 +71,49 @@ def save_samples(x: np.ndarray, out: str | None, *, low=None, high=None, quiet: 
     if not quiet:
         print(f"wrote {path}", file=sys.stderr)
     return path
+
+
+LABELS = "labels.csv"
+
+
+def write_picture_folder(samples, out: Path, size: int) -> int:
+    """A picture set as a new folder, made whole or not at all: ``00000.png``, ... (8-bit, ``size`` square,
+    grayscale or RGB as the data is) and, where the pictures have labels, ``labels.csv`` (``file,label`` and,
+    where known, ``name`` and ``code_points``), which the image-folder loader reads back. Returns the count."""
+    import csv
+    import io
+
+    from PIL import Image
+
+    from gentoolkit.files import atomic_dir
+
+    x = np.asarray(samples.x, dtype=np.float32)
+    low = samples.low if samples.low is not None else float(x.min())
+    high = samples.high if samples.high is not None else float(x.max())
+    pixels = np.clip(np.rint((x - low) / max(high - low, 1e-12) * 255.0), 0, 255).astype(np.uint8)
+    classes = samples.extra.get("classes")
+    names = samples.extra.get("names")
+    codes = samples.extra.get("sequences")
+    with atomic_dir(out) as tmp:
+        rows = []
+        for i, a in enumerate(pixels):
+            im = Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.LANCZOS)
+            name = f"{i:05d}.png"
+            im.save(tmp / name)
+            if samples.labels is not None:
+                label = samples.labels[i]
+                row = {"file": name, "label": classes[int(label)] if classes else str(int(label))}
+                if names:
+                    row["name"] = names[i]
+                if codes:
+                    row["code_points"] = codes[i]
+                rows.append(row)
+        if rows:
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            (tmp / LABELS).write_text(buf.getvalue(), encoding="utf-8")
+    return len(pixels)

@@ -1,7 +1,7 @@
 """Entry point of the built-in sample datasets (``gentoolkit`` group, name ``datasets``). Torch-free.
 
 The loaders are the host's (:mod:`gentoolkit.samples.data`); this plugin names them, so that the
-GAN family, diffusion and any third-party family find ``ring``, ``grid`` and ``digits`` alike,
+GAN family, diffusion and any third-party family find ``ring``, ``grid``, ``digits`` and ``emoji`` alike,
 whichever of them is installed or loaded.
 """
 
@@ -18,3 +18,6 @@ def register_datasets(register):
                          description="25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (PacGAN's 2D-grid)."))
     register(DatasetSpec(name="digits", kind="images", load=f"{_D}:digits",
                          description="scikit-learn's 1,797 handwritten digits, 8x8, values 0..16."))
+    register(DatasetSpec(name="emoji", kind="images", load="gentoolkit.samples.emoji:load",
+                         description="3,395 colour emoji of Noto Color Emoji (fonts-noto-color-emoji), labelled "
+                                     "with their Unicode group (unicode-data); 32 px unless told."))
