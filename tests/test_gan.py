@@ -266,7 +266,7 @@ def test_vectors_from_csv_and_image_folders(tmp_path):
     assert x.shape == (3, 3)
     folder = tmp_path / "imgs"
     folder.mkdir()
-    for i in range(8):
+    for i in range(16):
         Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
     out = tmp_path / "imgrun"
     r = run_cli("train", "dcgan", "--data", str(folder), "--out", str(out), *TINY_DCGAN, "--set", "model.image_size=16")

@@ -98,12 +98,23 @@ class SampleEvaluator:
 
 def measure(data: Samples, samples: np.ndarray) -> dict:
     """The metrics that fit the data: PacGAN for mixtures, the classifier for digits (with precision, recall,
-    density and coverage on its features), those four on the points for any other vectors, diversity always."""
+    density and coverage on its features), FD, KID and those four in the toolkit's picture features for any
+    other pictures (:mod:`.features`, where the emoji font they are trained on is here), those four on the
+    points for any other vectors, diversity always."""
     out: dict = {}
     if data.modes is not None:
         out.update(mixture_metrics(samples, data.modes, data.mode_std))
     elif data.name == "digits":
         out.update(digits_metrics(samples))
+    elif data.kind == "images" and data.x.shape[1] in (1, 3):
+        from gentoolkit.errors import DataError
+        from gentoolkit.samples.features import picture_metrics
+
+        try:
+            out.update(picture_metrics(data.x, samples, low=data.low or 0.0,
+                                       high=data.high if data.high is not None else 1.0))
+        except DataError:
+            pass  # the features' training set (fonts-noto-color-emoji) is not on this machine: diversity alone
     if data.kind != "images":
         out.update(fidelity_diversity(data.x, samples))
     out["diversity"] = diversity(samples, data.x)
