@@ -114,6 +114,23 @@ def test_load_from_model_onnx_uses_metadata(exports, tmp_path):
         load(folder)
 
 
+def test_a_graph_whose_error_is_not_text_is_one_error_and_prints_nothing(exports, tmp_path, capfd):
+    """An op name damaged into bytes that are not UTF-8: onnxruntime's error quotes them, Python cannot decode
+    its message, and onnxruntime retries with its fallback providers, printing that to the standard output
+    (what the fault campaign's fuzzer once hit). The runtime says one thing and the app's output stays its own."""
+    folder = tmp_path / "copy"
+    shutil.copytree(exports["gpt"], folder)
+    model = folder / "model.onnx"
+    data = model.read_bytes()
+    at = data.find(b"MatMul")
+    assert at > 0
+    model.write_bytes(data[:at] + b"Mat\xceul" + data[at + 6 :])  # the same length: the protobuf stays whole
+    with pytest.raises(GentoolError, match="cannot load .*damaged"):
+        load(folder)
+    out = capfd.readouterr()
+    assert out.out == "", out.out
+
+
 def test_safe_loading(exports, tmp_path):
     import onnx
     from onnx import TensorProto, helper

@@ -33,8 +33,17 @@ def make_session(model_file: Path, providers=None, threads: int | None = None):
     unknown = [p for p in unknown if p not in available]
     if unknown:
         raise GentoolError(f"onnxruntime here has no {', '.join(unknown)} (available: {', '.join(available)})")
+    import contextlib
+    import io
+
+    # onnxruntime retries a failed session with its fallback providers and says so with print(): on the
+    # standard output of whatever app embeds the runtime. Its words go nowhere; its last error is ours.
     try:
-        return ort.InferenceSession(str(model_file), opts, providers=wanted)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return ort.InferenceSession(str(model_file), opts, providers=wanted)
+    except UnicodeDecodeError:  # onnxruntime's message quotes bytes of the file that are not text
+        raise GentoolError(f"onnxruntime cannot load {model_file}: the file is damaged (its error quotes bytes that "
+                           "are not text); export the run again") from None
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors derive from Exception alone
         if not is_onnxruntime_error(exc):
             raise
