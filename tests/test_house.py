@@ -76,6 +76,22 @@ def host_mentions(path: Path, names: dict[str, str], ops: dict[str, str]) -> lis
     docs = {id(n.body[0].value) for n in ast.walk(tree)
             if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body
             and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    # names bound to other libraries' modules (import torch, import torch.nn as nn, from torch import optim): a
+    # keyword given to their functions is their parameter's name (AdamW's weight_decay), not a family's key
+    foreign = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            foreign |= {(a.asname or a.name).split(".")[0] for a in n.names if not a.name.startswith("gentoolkit")}
+        elif isinstance(n, ast.ImportFrom) and not n.level and not (n.module or "").startswith("gentoolkit"):
+            foreign |= {a.asname or a.name for a in n.names}
+    foreign_keywords = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call):
+            root = n.func
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in foreign:
+                foreign_keywords.update(id(k) for k in n.keywords)
     found = []
     for n in ast.walk(tree):
         words: list[str] = []
@@ -83,7 +99,7 @@ def host_mentions(path: Path, names: dict[str, str], ops: dict[str, str]) -> lis
             words = [n.id]
         elif isinstance(n, ast.Attribute):
             words = [n.attr]
-        elif isinstance(n, ast.keyword) and n.arg:
+        elif isinstance(n, ast.keyword) and n.arg and id(n) not in foreign_keywords:
             words = [n.arg]
         elif isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs:
             words = WORD.findall(n.value)
@@ -117,6 +133,8 @@ def test_a_host_module_that_names_a_family_word_is_found(tmp_path):
         "    ctx = tree['model'].block_size\n"  # a family's config key, as an attribute
         "    opts = {'top_p': 0.9}\n"  # a family's decode option, as a string
         "    # fuse into GroupQueryAttention\n"  # a family's op, in a comment
+        "    import torch\n"
+        "    torch.optim.AdamW([], weight_decay=0.1)\n"  # torch's parameter: not counted
         "    return steps\n")  # the host's own parameter: not counted
     found = violations(tmp_path, names, ops)
     assert [f.split(" (")[0] for f in found] == ["loop.py:2: block_size", "loop.py:3: top_p",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gentoolkit.samples.data import Samples
-from gentoolkit.samples.metrics import digits_metrics, diversity, fidelity_diversity, mixture_metrics
+from gentoolkit.samples.metrics import PRDC_K, digits_metrics, diversity, fidelity_diversity, mixture_metrics
 
 
 class Alarm:
@@ -106,7 +106,9 @@ def measure(data: Samples, samples: np.ndarray) -> dict:
         out.update(mixture_metrics(samples, data.modes, data.mode_std))
     elif data.name == "digits":
         out.update(digits_metrics(samples))
-    elif data.kind == "images" and data.x.shape[1] in (1, 3):
+    enough = min(len(samples), len(data.x)) > PRDC_K  # k-nearest-neighbour balls need more than k on each side
+    if data.modes is None and data.name != "digits" and data.kind == "images" and data.x.shape[1] in (1, 3) \
+            and enough:
         from gentoolkit.errors import DataError
         from gentoolkit.samples.features import picture_metrics
 
@@ -115,7 +117,7 @@ def measure(data: Samples, samples: np.ndarray) -> dict:
                                        high=data.high if data.high is not None else 1.0))
         except DataError:
             pass  # the features' training set (fonts-noto-color-emoji) is not on this machine: diversity alone
-    if data.kind != "images":
+    if data.kind != "images" and enough:
         out.update(fidelity_diversity(data.x, samples))
     out["diversity"] = diversity(samples, data.x)
     return out

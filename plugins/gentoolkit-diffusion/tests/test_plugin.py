@@ -175,7 +175,7 @@ def test_image_folder_and_csv_data(tmp_path):
     rng = np.random.default_rng(0)
     folder = tmp_path / "imgs"
     folder.mkdir()
-    for i in range(8):
+    for i in range(16):
         Image.fromarray((rng.random((20, 20, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
     run = train(tmp_path / "imgrun", str(folder), 4, "--set", "model.image_size=16", "--set", "train.batch_size=4",
                 "--set", "train.eval_samples=4")
