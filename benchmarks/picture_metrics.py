@@ -9,18 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from gentoolkit.samples.emoji import load
-from gentoolkit.samples.features import feature_net, features, kid
+from gentoolkit.samples.features import blurred, feature_net, features, kid
 from gentoolkit.samples.metrics import fidelity_diversity, frechet_distance
-
-
-def blur(x: np.ndarray, sigma: float) -> np.ndarray:
-    k = int(2 * round(3 * sigma) + 1)
-    t = np.arange(k) - k // 2
-    g = np.exp(-(t**2) / (2 * sigma**2))
-    g /= g.sum()
-    pad = np.pad(x, ((0, 0), (0, 0), (k // 2, k // 2), (k // 2, k // 2)), mode="edge")
-    rows = sum(g[i] * pad[:, :, :, i : i + x.shape[3]] for i in range(k))
-    return sum(g[i] * rows[:, :, i : i + x.shape[2], :] for i in range(k)).astype(np.float32)
 
 
 def main() -> None:
@@ -30,7 +20,7 @@ def main() -> None:
     fa = features(a)
     rng = np.random.default_rng(0)
     cases = [("the other half of the set", b)]
-    cases += [(f"blur, sigma {s} px", blur(b, s)) for s in (0.5, 1.0, 1.5, 2.0)]
+    cases += [(f"blur, sigma {s} px", blurred(b, s)) for s in (0.5, 1.0, 1.5, 2.0)]
     cases += [(f"noise, sd {s}", np.clip(b + s * rng.standard_normal(b.shape), 0, 1).astype(np.float32))
               for s in (0.05, 0.1, 0.2, 0.3)]
     cases += [("one picture 1,500 times (collapse)", np.repeat(b[:1], len(b), axis=0))]

@@ -149,6 +149,19 @@ def features(images: np.ndarray, low: float = 0.0, high: float = 1.0, seed: int 
     return torch.cat(out).double().numpy()
 
 
+def blurred(images: np.ndarray, sigma: float) -> np.ndarray:
+    """``(N, C, H, W)`` pictures under a Gaussian blur of ``sigma`` pixels (separable, edges repeated): the
+    damage of growing strength the metrics' known-answer checks score (tests, benchmarks/picture_metrics.py)."""
+    k = int(2 * round(3 * sigma) + 1)
+    t = np.arange(k) - k // 2
+    g = np.exp(-(t**2) / (2 * sigma**2))
+    g /= g.sum()
+    w, h = images.shape[3], images.shape[2]
+    pad = np.pad(images, ((0, 0), (0, 0), (k // 2, k // 2), (k // 2, k // 2)), mode="edge")
+    rows = sum(g[i] * pad[:, :, :, i : i + w] for i in range(k))
+    return sum(g[i] * rows[:, :, i : i + h, :] for i in range(k)).astype(np.float32)
+
+
 def kid(a: np.ndarray, b: np.ndarray, subsets: int = KID_SUBSETS, size: int = KID_SUBSET_SIZE, seed: int = 0) -> float:
     """The unbiased squared MMD of two feature sets under ``(x·y/d + 1)^3``, averaged over ``subsets`` random
     subsets of ``size`` rows (fewer where a set is smaller)."""
